@@ -1,0 +1,5 @@
+"""Students (one module each): importing this package registers them for the CLI."""
+
+from students.sft import LoRASFTStudent
+
+__all__ = ["LoRASFTStudent"]

@@ -1,0 +1,82 @@
+"""``LoRASFTStudent``: the strong student fine-tuned with LoRA on the trusted weak labels (answer tokens only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from peft import LoraConfig, get_peft_model
+
+from w2s.models import load_causal_lm
+
+
+class LoRASFTStudent(L.LightningModule):
+    """A causal LM with a LoRA adapter, trained on (prompt, weak label) with loss on the answer tokens only.
+
+    Validation and test report multiple-choice accuracy on the target test split: the option whose answer
+    token has the highest logit right after the prompt.
+
+    Args:
+        model: ``toy:<seed>/student``, a local ``save_pretrained`` directory, or a hub id.
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling numerator (scale = alpha / r).
+        lora_dropout: dropout on the LoRA input.
+        target_modules: modules that get an adapter (``all-linear`` = every linear layer but the head).
+        lr: AdamW peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_ratio: share of the optimizer steps with linear warmup (then linear decay to 0).
+        dtype: model dtype.
+        trust_remote_code: allow code shipped with the checkpoint to run (off by default).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        lora_dropout: float = 0.0,
+        target_modules: list[str] | str = "all-linear",
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.1,
+        dtype: str = "float32",
+        trust_remote_code: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                            target_modules=target_modules, task_type="CAUSAL_LM")
+        self.model = get_peft_model(load_causal_lm(model, dtype, trust_remote_code), config)
+
+    def training_step(self, batch: dict, _) -> torch.Tensor:
+        loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          labels=batch["labels"]).loss
+        self.log("student/train_loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
+        return loss
+
+    def _accuracy(self, batch: dict) -> torch.Tensor:
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        last = logits[torch.arange(len(logits)), batch["last"]]
+        option_logits = last.gather(-1, batch["option_ids"].clamp(min=0))
+        option_logits = option_logits.masked_fill(batch["option_ids"] < 0, float("-inf"))
+        return (option_logits.argmax(-1) == batch["gold"]).float()
+
+    def validation_step(self, batch: dict, _) -> None:
+        self.log("student/accuracy", self._accuracy(batch).mean(), batch_size=len(batch["gold"]), prog_bar=True)
+
+    def test_step(self, batch: dict, _) -> None:
+        self.log("student/test_accuracy", self._accuracy(batch).mean(), batch_size=len(batch["gold"]))
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, int(self.hparams.warmup_ratio * total))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def save_adapter(self, directory: str | Path) -> None:
+        """Save only the LoRA adapter (``save_pretrained`` of the peft model)."""
+        self.model.save_pretrained(directory)

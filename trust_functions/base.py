@@ -1,0 +1,45 @@
+"""The interface every trust function shares (fit on the source set, score the target set)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from w2s.errors import W2SError
+from w2s.teacher import TeacherOutputs
+
+
+class TrustFunction:
+    """Scores how far each weak label can be trusted; higher = more trustworthy.
+
+    ``fit`` may use the source set's correctness, never the target's (the target view it gets has
+    ``correct=None``). ``score`` returns a ``[N]`` tensor of values in [0, 1].
+
+    Class attributes:
+        keep_all: the row trains on the whole target set regardless of the selection (Naive, GroundTruth).
+        uses_gold_labels: the student is trained on gold labels instead of weak labels (the ceiling).
+    """
+
+    keep_all: bool = False
+    uses_gold_labels: bool = False
+
+    def fit(self, source: TeacherOutputs) -> None:
+        """Learn from the teacher's outputs on the labeled source set (default: nothing to learn)."""
+
+    def score(self, target: TeacherOutputs) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+def require_both_classes(source: TeacherOutputs) -> None:
+    """A learned trust function needs correct and wrong weak labels on the source set."""
+    correct = np.asarray(source.correct)
+    if correct.all() or not correct.any():
+        state = "right" if correct.all() else "wrong"
+        raise W2SError(
+            f"the teacher is {state} on all {len(correct)} source examples, so a trust function cannot learn "
+            "when to trust it; use a larger or harder source set (or another teacher)"
+        )

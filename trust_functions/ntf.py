@@ -1,0 +1,160 @@
+"""The Neural Trust Function: a residual RMSNorm-SwiGLU MLP on the teacher's hidden state g(x, ŷ)."""
+
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trust_functions.base import TrustFunction, require_both_classes
+from w2s import metrics
+from w2s.teacher import TeacherOutputs
+
+
+class SwiGLUBlock(nn.Module):
+    """``x + drop_path(W3 · dropout(silu(W1·norm(x)) ⊙ W2·norm(x)))``."""
+
+    def __init__(self, width: int, expansion: int, dropout: float, drop_path: float) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(width)
+        self.gate_up = nn.Linear(width, 2 * expansion * width)
+        self.down = nn.Linear(expansion * width, width)
+        self.dropout = nn.Dropout(dropout)
+        self.drop_path = drop_path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(self.norm(x)).chunk(2, dim=-1)
+        h = self.down(self.dropout(F.silu(gate) * up))
+        if self.training and self.drop_path > 0:  # stochastic depth: drop the whole branch per example
+            keep = torch.rand(x.shape[0], 1, device=x.device) >= self.drop_path
+            h = h * keep / (1 - self.drop_path)
+        return x + h
+
+
+class NTFNetwork(nn.Module):
+    """Standardise → project → residual SwiGLU blocks → RMSNorm → linear head (one logit)."""
+
+    def __init__(self, d_in: int, width: int, depth: int, expansion: int, dropout: float, drop_path: float) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(d_in))
+        self.register_buffer("std", torch.ones(d_in))
+        self.proj = nn.Linear(d_in, width)
+        self.blocks = nn.Sequential(*[SwiGLUBlock(width, expansion, dropout, drop_path) for _ in range(depth)])
+        self.norm = nn.RMSNorm(width)
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        return self.head(self.norm(self.blocks(self.proj(x)))).squeeze(-1)
+
+
+class NTFModule(L.LightningModule):
+    """Trains an :class:`NTFNetwork` with class-reweighted BCE and AdamW; validates by AUC."""
+
+    def __init__(self, network: NTFNetwork, pos_weight: float, lr: float, weight_decay: float) -> None:
+        super().__init__()
+        self.network, self.lr, self.weight_decay = network, lr, weight_decay
+        self.register_buffer("pos_weight", torch.tensor(pos_weight))
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.best_auc, self.best_state = -1.0, None  # model selection: the epoch with the best validation AUC
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return F.binary_cross_entropy_with_logits(self.network(x), y, pos_weight=self.pos_weight)
+
+    def validation_step(self, batch, _):
+        x, y = batch
+        self._val.append((torch.sigmoid(self.network(x)), y))
+
+    def on_validation_epoch_end(self) -> None:
+        scores, labels = map(torch.cat, zip(*self._val))
+        self._val.clear()
+        value = metrics.auc(scores, labels)
+        self.log("val/auc", value)
+        if value > self.best_auc:
+            self.best_auc, self.best_state = value, copy.deepcopy(self.network.state_dict())
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+class NeuralTrustFunction(TrustFunction):
+    """The NTF: predicts whether a weak label is correct from the teacher's hidden state.
+
+    Args:
+        width: width of the residual stream.
+        depth: number of RMSNorm-SwiGLU blocks.
+        expansion: SwiGLU hidden size as a multiple of ``width``.
+        dropout: dropout inside each block.
+        drop_path: stochastic-depth probability of each block.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        max_epochs: training epochs (the epoch with the best validation AUC is kept).
+        batch_size: training batch size.
+        val_fraction: share of the source set held out (stratified) for model selection and source metrics.
+    """
+
+    def __init__(
+        self,
+        width: int = 128,
+        depth: int = 2,
+        expansion: int = 2,
+        dropout: float = 0.1,
+        drop_path: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        max_epochs: int = 60,
+        batch_size: int = 64,
+        val_fraction: float = 0.2,
+    ) -> None:
+        self.width, self.depth, self.expansion = width, depth, expansion
+        self.dropout, self.drop_path, self.lr, self.weight_decay = dropout, drop_path, lr, weight_decay
+        self.max_epochs, self.batch_size, self.val_fraction = max_epochs, batch_size, val_fraction
+        self.network: NTFNetwork | None = None
+        self.source_val: dict[str, float] = {}
+
+    def fit(self, source: TeacherOutputs) -> None:
+        require_both_classes(source)
+        x = torch.from_numpy(np.array(source.hidden, dtype=np.float32))
+        y = torch.from_numpy(np.asarray(source.correct, dtype=np.float32))
+        train, val = stratified_split(y, self.val_fraction)
+        network = NTFNetwork(x.shape[1], self.width, self.depth, self.expansion, self.dropout, self.drop_path)
+        network.mean.copy_(x[train].mean(0))
+        network.std.copy_(x[train].std(0).clamp(min=1e-6))
+        n_pos = float(y[train].sum())
+        module = NTFModule(network, (len(train) - n_pos) / n_pos, self.lr, self.weight_decay)
+        trainer = L.Trainer(max_epochs=self.max_epochs, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
+        trainer.fit(module,
+                    DataLoader(TensorDataset(x[train], y[train]), batch_size=self.batch_size, shuffle=True),
+                    DataLoader(TensorDataset(x[val], y[val]), batch_size=1024))
+        network.load_state_dict(module.best_state)
+        self.network = network.eval()
+        scores = self._predict(x[val])
+        self.source_val = {"auc": metrics.auc(scores, y[val]), "ece": metrics.ece(scores, y[val]),
+                           "brier": metrics.brier(scores, y[val])}
+
+    @torch.no_grad()
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.sigmoid(self.network(chunk)) for chunk in x.split(4096)])
+
+    def score(self, target: TeacherOutputs) -> torch.Tensor:
+        if self.network is None:
+            raise RuntimeError("NeuralTrustFunction.score called before fit")
+        return self._predict(torch.from_numpy(np.array(target.hidden, dtype=np.float32)))
+
+
+def stratified_split(y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train / validation indices with the same share of each class in both (global RNG)."""
+    train, val = [], []
+    for cls in (0, 1):
+        idx = torch.nonzero(y == cls).flatten()
+        idx = idx[torch.randperm(len(idx))]
+        n_val = max(1, int(round(fraction * len(idx))))
+        val.append(idx[:n_val]), train.append(idx[n_val:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values

@@ -1,0 +1,62 @@
+"""One cache root for every artifact, content-addressed keys, and atomic directory writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+MANIFEST = "manifest.json"
+
+
+def cache_root() -> Path:
+    """``$W2S_CACHE`` or ``~/.cache/w2s``: the single root for the toy world and teacher passes."""
+    return Path(os.environ.get("W2S_CACHE", Path.home() / ".cache" / "w2s")).expanduser()
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """Hash of a JSON-serialisable object, independent of dict order."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def is_complete(path: Path) -> bool:
+    """A cache directory is complete only once its manifest exists (it is written last)."""
+    return (path / MANIFEST).is_file()
+
+
+def read_manifest(path: Path) -> dict:
+    return json.loads((path / MANIFEST).read_text())
+
+
+@contextmanager
+def atomic_dir(target: Path, manifest: dict) -> Iterator[Path]:
+    """Yield a temporary directory; on success write ``manifest.json`` and rename it to ``target``.
+
+    A crash leaves only a ``.tmp-*`` sibling that the next run ignores, never a half-written ``target``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    try:
+        yield tmp
+        atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        if target.exists():  # an incomplete leftover (no manifest): replace it
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,85 @@
+"""The command line: LightningCLI with a top-level ``trust:`` block, base/final evaluation and results.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.cli import LightningCLI
+
+import students  # noqa: F401  (registers the students for class_path short names)
+import trust_functions  # noqa: F401  (registers the trust functions)
+from students.sft import LoRASFTStudent
+from trust_functions.base import TrustFunction
+from w2s.cache import atomic_write_text
+from w2s.data import W2SDataModule
+from w2s.errors import W2SError
+
+
+class W2SCLI(LightningCLI):
+    """``fit`` runs the whole protocol: teacher pass → trust fit → selection → student; ``validate``/``test``
+    evaluate. A ``fit`` run measures the student before training (base) and after (final) on the target test
+    split and writes ``results.json`` and the resolved ``config.yaml`` into its log directory."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_subclass_arguments(TrustFunction, "trust", instantiate=False, required=True,
+                                      help="The trust function (any TrustFunction subclass, e.g. Naive).")
+        parser.link_arguments("trust", "data.trust", apply_on="parse")
+        parser.link_arguments("model.model", "data.student", apply_on="parse")
+
+    def before_fit(self) -> None:
+        self.base = self._evaluate(self.trainer.validate, "student/accuracy")
+
+    def after_fit(self) -> None:
+        final = self._evaluate(self.trainer.test, "student/test_accuracy")
+        results = self.datamodule.report | {"seed": self.config.fit.get("seed_everything")}
+        results["student"] = {"accuracy": {"base": self.base, "final": final}}
+        log_dir = Path(self.trainer.log_dir or ".")
+        self.model.save_adapter(log_dir / "student_adapter")
+        atomic_write_text(log_dir / "results.json", json.dumps(results, indent=2, default=float))
+        if self.trainer.logger is not None:
+            scalars = {k: v for k, v in flatten(results).items() if isinstance(v, (int, float)) and k != "seed"}
+            self.trainer.logger.log_metrics(scalars, step=self.trainer.global_step)
+            self.trainer.logger.finalize("success")
+        print(summary(results, log_dir))
+
+    def _evaluate(self, method, key: str) -> float:
+        method(self.model, datamodule=self.datamodule, verbose=False)
+        return float(self.trainer.callback_metrics[key])
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a/b": 1}`` (TensorBoard tag names)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        flat.update(flatten(value, name + "/") if isinstance(value, dict) else {name: value})
+    return flat
+
+
+def summary(results: dict, log_dir: Path) -> str:
+    """A short human-readable account of one run."""
+    t, s, st = results["teacher"]["accuracy"], results["trust"], results["student"]["accuracy"]
+    auc = "n/a" if math.isnan(s["auc"]) else f"{s['auc']:.3f}"
+    return "\n".join([
+        "",
+        f"w2s-trust · {s['name']} · seed {results['seed']}",
+        f"  teacher accuracy      source {t['source']:.3f} · target {t['target']:.3f}",
+        f"  trust on target       AUC {auc} · ECE {s['ece']:.3f} · Brier {s['brier']:.3f}",
+        f"  trusted subset        n = {results['selection']['n']} ({results['selection']['labels']} labels) · "
+        f"purity {s['purity']:.3f}",
+        f"  student accuracy      base {st['base']:.3f} → final {st['final']:.3f}",
+        f"  results               {log_dir / 'results.json'}",
+    ])
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``main.py``: a W2SError becomes one ``error:`` line and exit status 2."""
+    try:
+        W2SCLI(LoRASFTStudent, W2SDataModule, save_config_kwargs={"overwrite": True}, args=args)
+    except W2SError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,158 @@
+"""``W2SDataModule``: the teacher pass, trust fit, selection, and the student's data (DESIGN.md steps 1-4)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from trust_functions.base import TrustFunction
+from w2s import metrics
+from w2s.errors import W2SError
+from w2s.models import load_tokenizer
+from w2s.selection import Selection
+from w2s.tasks.base import Task
+from w2s.teacher import Teacher, TeacherOutputs
+
+log = logging.getLogger(__name__)
+
+
+class W2SDataModule(L.LightningDataModule):
+    """Runs the learning-to-trust protocol up to the trusted subset, then serves the student's batches.
+
+    ``prepare_data`` runs (or reuses) the cached teacher pass; ``setup`` fits the trust function on the source
+    outputs, scores the target outputs without their correctness, selects the trusted subset and tokenizes
+    it. Validation and test batches are the target test split with gold answers.
+
+    Args:
+        task: the task adapter (splits, prompts, correctness).
+        teacher: the weak teacher and its pass settings.
+        trust: the trust function (set by the top-level ``trust:`` block).
+        selection: how trust scores become the trusted subset.
+        student: the student model name, for its tokenizer (linked from ``model.model``).
+        batch_size: student training batch size.
+        eval_batch_size: batch size of validation and test.
+        max_length: longest student sequence (prompt + answer), in tokens.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        teacher: Teacher,
+        trust: TrustFunction | None = None,
+        selection: Selection | None = None,
+        student: str = "",
+        batch_size: int = 16,
+        eval_batch_size: int = 128,
+        max_length: int = 512,
+    ) -> None:
+        super().__init__()
+        self.task, self.teacher, self.student = task, teacher, student
+        self.trust = trust
+        self.selection = selection or Selection()
+        self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
+        self.report: dict[str, Any] = {}
+        self._splits = None
+        self._train: list[dict] | None = None
+
+    @property
+    def splits(self):
+        if self._splits is None:
+            self._splits = self.task.load()
+        return self._splits
+
+    def teacher_outputs(self) -> dict[str, TeacherOutputs]:
+        """Teacher outputs on the source and target splits (cached on disk after the first run)."""
+        return self.teacher.label(self.task, {"source": self.splits["source"], "target": self.splits["target"]})
+
+    def prepare_data(self) -> None:
+        self.teacher_outputs()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.trust is None:
+            raise W2SError("no trust function configured; add a top-level 'trust:' block or --trust NAME")
+        self.tokenizer = load_tokenizer(self.student)
+        self._eval = [self._eval_example(ex) for ex in self.splits["test"]]
+        if self._train is None:
+            self._train = self._trusted_subset(self.teacher_outputs())
+
+    # ---- steps 3-4: trust and selection --------------------------------------------------------------------
+    def _trusted_subset(self, outputs: dict[str, TeacherOutputs]) -> list[dict]:
+        source, target = outputs["source"], outputs["target"]
+        self.trust.fit(source)
+        scores = torch.as_tensor(self.trust.score(target.without_labels()), dtype=torch.float32).flatten()
+        if scores.shape != (len(target),) or not torch.isfinite(scores).all():
+            raise W2SError(f"{self.trust.name}.score returned {tuple(scores.shape)} scores (non-finite or wrong "
+                           f"shape) for {len(target)} target examples")
+        chosen = torch.arange(len(target)) if self.trust.keep_all else self.selection(scores)
+        if len(chosen) == 0:
+            raise W2SError(f"the selection kept no target example (mode {self.selection.mode}); "
+                           "lower selection.threshold or use mode fraction")
+        correct = torch.as_tensor(np.asarray(target.correct))
+        self.report = {
+            "teacher": {"accuracy": {"source": source.accuracy, "target": target.accuracy},
+                        "unparsed": {"source": source.n_unparsed, "target": target.n_unparsed}},
+            "trust": {"name": self.trust.name, **self._trust_metrics(scores, correct),
+                      "purity": float(correct[chosen].float().mean()),
+                      "source_val": getattr(self.trust, "source_val", {})},
+            "selection": {"n": len(chosen), "mode": "all" if self.trust.keep_all else self.selection.mode,
+                          "labels": "gold" if self.trust.uses_gold_labels else "weak"},
+        }
+        target_examples = self.splits["target"]
+        labels = ([self.task.gold(target_examples[int(i)]) for i in chosen] if self.trust.uses_gold_labels
+                  else [target.weak_labels[int(i)] for i in chosen])
+        keep = [(int(i), y) for i, y in zip(chosen, labels) if y is not None]
+        self.report["selection"]["skipped_unparsed"] = len(chosen) - len(keep)
+        return [self._train_example(target_examples[i], y) for i, y in keep]
+
+    @staticmethod
+    def _trust_metrics(scores: torch.Tensor, correct: torch.Tensor) -> dict[str, float]:
+        if correct.all() or not correct.any():
+            return {"auc": float("nan"), "ece": metrics.ece(scores, correct), "brier": metrics.brier(scores, correct)}
+        return {"auc": metrics.auc(scores, correct), "ece": metrics.ece(scores, correct),
+                "brier": metrics.brier(scores, correct)}
+
+    # ---- student batches -----------------------------------------------------------------------------------
+    def _prompt_ids(self, example: dict) -> list[int]:
+        return self.tokenizer(self.task.prompt(example)).input_ids
+
+    def _train_example(self, example: dict, label: str) -> dict:
+        prompt = self._prompt_ids(example)
+        answer = self.tokenizer(self.task.completion(label), add_special_tokens=False).input_ids
+        prompt = prompt[max(0, len(prompt) + len(answer) - self.max_length):]
+        return {"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer}
+
+    def _eval_example(self, example: dict) -> dict:
+        options = self.task.options(example)
+        option_ids = [self.tokenizer(self.task.completion(o), add_special_tokens=False).input_ids[0] for o in options]
+        return {"input_ids": self._prompt_ids(example)[-self.max_length:], "option_ids": option_ids,
+                "gold": options.index(self.task.gold(example))}
+
+    def _collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        batch = {
+            "input_ids": torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in rows]),
+            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"]))
+                                            for r in rows]),
+        }
+        if "labels" in rows[0]:
+            batch["labels"] = torch.tensor([r["labels"] + [-100] * (width - len(r["labels"])) for r in rows])
+        else:
+            k = max(len(r["option_ids"]) for r in rows)
+            batch["option_ids"] = torch.tensor([r["option_ids"] + [-1] * (k - len(r["option_ids"])) for r in rows])
+            batch["gold"] = torch.tensor([r["gold"] for r in rows])
+            batch["last"] = batch["attention_mask"].sum(1) - 1
+        return batch
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self._train, batch_size=self.batch_size, shuffle=True, collate_fn=self._collate)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self._eval, batch_size=self.eval_batch_size, collate_fn=self._collate)
+
+    test_dataloader = val_dataloader

@@ -1,0 +1,44 @@
+"""Trust and student metrics: tensors in, float out (torchmetrics where it has them)."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.classification import binary_auroc, binary_calibration_error
+from torchmetrics.functional.regression import mean_squared_error
+
+
+def _as_tensors(scores, correct) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.as_tensor(scores, dtype=torch.float32).flatten(), torch.as_tensor(correct).flatten().long()
+
+
+def auc(scores, correct) -> float:
+    """Area under the ROC curve of trust scores for separating correct from wrong weak labels."""
+    s, c = _as_tensors(scores, correct)
+    return float(binary_auroc(s, c))
+
+
+def ece(scores, correct, n_bins: int = 15) -> float:
+    """Expected calibration error (L1, equal-width bins); scores must be probabilities in [0, 1]."""
+    s, c = _as_tensors(scores, correct)
+    return float(binary_calibration_error(s.clamp(0, 1), c, n_bins=n_bins, norm="l1"))
+
+
+def brier(scores, correct) -> float:
+    """Mean squared error between trust score and correctness (0/1)."""
+    s, c = _as_tensors(scores, correct)
+    return float(mean_squared_error(s, c.float()))
+
+
+def purity_at_n(scores, correct, n: int) -> float:
+    """Fraction of correct weak labels among the ``n`` most trusted (ties broken by index)."""
+    from w2s.selection import top_n
+
+    s, c = _as_tensors(scores, correct)
+    return float(c[top_n(s, n)].float().mean())
+
+
+def recovery(method: float, base: float, gt: float) -> float:
+    """Share of the base → ground-truth gap that a method closes, in percent."""
+    if gt == base:
+        return float("nan")
+    return (method - base) / (gt - base) * 100.0

@@ -1,0 +1,56 @@
+"""Resolve a model name (toy name, local directory or hub id) and load it with one clear error on failure."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from w2s.errors import W2SError
+
+TOY = re.compile(r"^toy:(\d+)/(teacher|student)$")
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def resolve(name: str) -> str:
+    """Map ``toy:<seed>/<role>`` to its (built-on-demand) directory; return other names unchanged.
+
+    A name that is neither an existing directory nor shaped like a hub id (``org/name``) is a missing path.
+    """
+    toy = TOY.match(name)
+    if toy:
+        from w2s.toy import ensure_world
+
+        return str(ensure_world(int(toy.group(1))) / toy.group(2))
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if not HUB_ID.match(name) or name.startswith((".", "/", "~")):
+        raise W2SError(f"model path '{name}' does not exist; give a directory saved with save_pretrained, "
+                       "a hub id such as Qwen/Qwen3-0.6B, or toy:0/teacher")
+    return name
+
+
+def _load(kind: str, name: str, loader, **kwargs):
+    path = resolve(name)
+    try:
+        return loader(path, **kwargs)
+    except OSError as e:
+        raise W2SError(
+            f"could not load {kind} '{name}' ({str(e).splitlines()[0][:160]}); if the hub is unreachable, "
+            f"download it where it is (huggingface-cli download {name} --local-dir DIR) and set the path to DIR"
+        ) from None
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """Tokenizer with a pad token (EOS when the checkpoint has none)."""
+    tokenizer = _load("tokenizer", name, AutoTokenizer.from_pretrained, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name: str, dtype: str = "auto", trust_remote_code: bool = False) -> PreTrainedModel:
+    """``AutoModelForCausalLM`` in eval mode; ``trust_remote_code`` stays off unless asked for."""
+    return _load("model", name, AutoModelForCausalLM.from_pretrained, dtype=dtype,
+                 trust_remote_code=trust_remote_code).eval()

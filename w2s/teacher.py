@@ -1,0 +1,238 @@
+"""The teacher pass: batched greedy generation of weak labels with hidden-state capture, cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import datasets
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from w2s.cache import atomic_dir, cache_root, is_complete, read_manifest, stable_hash
+from w2s.errors import W2SError
+from w2s.models import load_causal_lm, load_tokenizer, resolve
+from w2s.tasks.base import MultipleChoiceTask, Task
+
+CACHE_VERSION = "1"
+
+
+@dataclass
+class TeacherOutputs:
+    """The teacher's pass over one split: weak labels, hidden states and output-layer signals.
+
+    Attributes:
+        ids: example ids, in split order.
+        generations: raw generated text.
+        weak_labels: parsed weak label per example (``None`` when unparseable: counted as wrong).
+        hidden: ``[N, d]`` hidden state g(x, ŷ) (memory-mapped when loaded from the cache).
+        option_logprobs: ``[N, K]`` teacher log-probs of each option at the answer step (multiple choice).
+        token_logprobs: ``[N]`` mean log-prob of the generated answer tokens.
+        token_entropy: ``[N]`` mean entropy of the next-token distribution over the generated tokens.
+        correct: ``[N]`` whether the weak label equals the gold label; ``None`` when hidden from a trust function.
+    """
+
+    ids: list[str]
+    generations: list[str]
+    weak_labels: list[str | None]
+    hidden: np.ndarray
+    option_logprobs: np.ndarray | None
+    token_logprobs: np.ndarray
+    token_entropy: np.ndarray
+    correct: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def without_labels(self) -> "TeacherOutputs":
+        """The view a trust function gets of the target set: no correctness."""
+        return replace(self, correct=None)
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.correct))
+
+    @property
+    def n_unparsed(self) -> int:
+        return sum(label is None for label in self.weak_labels)
+
+
+class Teacher:
+    """The weak teacher: greedy generation of a weak label for every example, with hidden-state capture.
+
+    Args:
+        model: ``toy:<seed>/teacher``, a local ``save_pretrained`` directory, or a hub id.
+        batch_size: prompts per generation batch (left padding, prompts bucketed by length).
+        max_new_tokens: generation length limit (1 suffices for a single-token answer letter).
+        layer: hidden-state layer (``-1`` = last layer, after the final norm; ``0`` = embeddings).
+        position: ``produced`` = the state that produced the final generated token (last input position of
+            the final generation step); ``appended`` = the state at the final generated token itself.
+        dtype: model dtype (``auto``, ``float32``, ``bfloat16``...).
+        trust_remote_code: allow code shipped with the checkpoint to run (off by default).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 32,
+        max_new_tokens: int = 1,
+        layer: int = -1,
+        position: Literal["produced", "appended"] = "produced",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+    ) -> None:
+        if batch_size < 1 or max_new_tokens < 1:
+            raise W2SError(f"teacher batch_size and max_new_tokens must be ≥ 1 (got {batch_size}, {max_new_tokens})")
+        self.model, self.batch_size, self.max_new_tokens = model, batch_size, max_new_tokens
+        self.layer, self.position, self.dtype, self.trust_remote_code = layer, position, dtype, trust_remote_code
+
+    # ---- cache -------------------------------------------------------------------------------------------
+    def cache_key(self, task: Task, split: datasets.Dataset) -> str:
+        data = hashlib.sha256()
+        for example in split:
+            data.update(json.dumps([task.prompt(example), task.gold(example)]).encode())
+        settings = {k: getattr(self, k) for k in ("max_new_tokens", "layer", "position", "dtype")}
+        return stable_hash([CACHE_VERSION, model_fingerprint(self.model), task.fingerprint(), data.hexdigest(),
+                            settings])
+
+    def label(self, task: Task, splits: dict[str, datasets.Dataset]) -> dict[str, TeacherOutputs]:
+        """Teacher outputs for each split, from the cache when present, else by running the model once."""
+        keys = {name: self.cache_key(task, split) for name, split in splits.items()}
+        dirs = {name: cache_root() / "teacher" / key for name, key in keys.items()}
+        missing = [name for name, d in dirs.items() if not is_complete(d)]
+        if missing:
+            model = load_causal_lm(self.model, self.dtype, self.trust_remote_code)
+            tokenizer = load_tokenizer(self.model, self.trust_remote_code)
+            for name in missing:
+                outputs = self.run(model, tokenizer, task, splits[name], desc=f"teacher pass ({name})")
+                save_outputs(outputs, dirs[name], {"key": keys[name], "split": name, "teacher": self.model})
+            del model
+        return {name: load_outputs(d) for name, d in dirs.items()}
+
+    # ---- the pass ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def run(self, model, tokenizer, task: Task, split: datasets.Dataset, desc: str = "teacher pass") -> TeacherOutputs:
+        """Label ``split`` with ``model``; examples are bucketed by prompt length, results kept in split order."""
+        examples = list(split)
+        prompts = [task.prompt(ex) for ex in examples]
+        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=True).input_ids]
+        order = np.argsort(lengths, kind="stable")
+        option_ids = _option_token_ids(task, tokenizer, examples)
+        rows: list[dict] = [None] * len(examples)  # type: ignore[list-item]
+        for start in tqdm(range(0, len(order), self.batch_size), desc=desc, unit="batch"):
+            idx = order[start : start + self.batch_size]
+            batch = self._generate(model, tokenizer, [prompts[i] for i in idx],
+                                   None if option_ids is None else option_ids[idx])
+            for j, i in enumerate(idx):
+                rows[i] = {k: v[j] for k, v in batch.items()}
+        weak = [task.parse(r["generation"]) for r in rows]
+        gold = [task.gold(ex) for ex in examples]
+        hidden = np.stack([r["hidden"] for r in rows]).astype(np.float32)
+        bad = ~np.isfinite(hidden).all(axis=1)
+        if bad.any():
+            first = examples[int(np.argmax(bad))]["id"]
+            raise W2SError(f"teacher hidden states contain NaN/Inf for {int(bad.sum())} examples (first: {first}); "
+                           "run the teacher in float32 (teacher.dtype: float32)")
+        return TeacherOutputs(
+            ids=[str(ex["id"]) for ex in examples],
+            generations=[r["generation"] for r in rows],
+            weak_labels=weak,
+            hidden=hidden,
+            option_logprobs=None if option_ids is None else np.stack([r["option_logprobs"] for r in rows]),
+            token_logprobs=np.array([r["token_logprob"] for r in rows], dtype=np.float32),
+            token_entropy=np.array([r["token_entropy"] for r in rows], dtype=np.float32),
+            correct=np.array([w is not None and w == g for w, g in zip(weak, gold)]),
+        )
+
+    def _generate(self, model, tokenizer, prompts: list[str], option_ids: np.ndarray | None) -> dict[str, list]:
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(model.device)
+        out = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                             return_dict_in_generate=True, output_hidden_states=True, output_logits=True,
+                             pad_token_id=tokenizer.pad_token_id)
+        prompt_len = enc.input_ids.shape[1]
+        generated = out.sequences[:, prompt_len:]
+        stops = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+        is_stop = torch.isin(generated, torch.tensor(sorted(stops), device=generated.device))
+        n_tokens = torch.where(is_stop.any(1), is_stop.float().argmax(1), torch.full_like(is_stop[:, 0], generated.shape[1], dtype=torch.long))
+        final = (n_tokens - 1).clamp(min=0)  # index of the final generated (answer) token
+        rows = torch.arange(len(prompts), device=generated.device)
+
+        if self.position == "produced":
+            steps = torch.stack([h[self.layer][:, -1] for h in out.hidden_states], 1)  # [B, T, d]
+            hidden = steps[rows, final]
+        else:
+            hidden = self._appended_state(model, out.sequences, enc.attention_mask, prompt_len + final)
+
+        logprobs = torch.stack(out.logits, 1).float().log_softmax(-1)  # [B, T, V]
+        chosen = logprobs.gather(-1, generated.unsqueeze(-1)).squeeze(-1)
+        entropy = -(logprobs.exp() * logprobs).sum(-1)
+        keep = torch.arange(generated.shape[1], device=generated.device)[None] <= final[:, None]
+        result = {
+            "generation": tokenizer.batch_decode([g[: int(n)] for g, n in zip(generated, n_tokens)],
+                                                 skip_special_tokens=True),
+            "hidden": list(hidden.float().cpu().numpy()),
+            "token_logprob": ((chosen * keep).sum(1) / keep.sum(1)).cpu().tolist(),
+            "token_entropy": ((entropy * keep).sum(1) / keep.sum(1)).cpu().tolist(),
+        }
+        if option_ids is not None:
+            ids = torch.as_tensor(option_ids, device=logprobs.device)
+            result["option_logprobs"] = list(logprobs[:, 0].gather(-1, ids).cpu().numpy())
+        return result
+
+    def _appended_state(self, model, sequences, prompt_mask, positions) -> torch.Tensor:
+        mask = torch.cat([prompt_mask, torch.ones_like(sequences[:, prompt_mask.shape[1]:])], 1)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        states = model(input_ids=sequences, attention_mask=mask, position_ids=position_ids,
+                       output_hidden_states=True).hidden_states[self.layer]
+        return states[torch.arange(len(sequences)), positions]
+
+
+def _option_token_ids(task: Task, tokenizer, examples: list[dict]) -> np.ndarray | None:
+    """First token id of each option's completion (``" A"``, ``" B"``...) for multiple-choice tasks."""
+    if not isinstance(task, MultipleChoiceTask):
+        return None
+    width = max(len(task.options(ex)) for ex in examples)
+    letters = task.options(max(examples, key=lambda ex: len(task.options(ex))))[:width]
+    ids = [tokenizer(task.completion(letter), add_special_tokens=False).input_ids[0] for letter in letters]
+    return np.tile(np.array(ids), (len(examples), 1))
+
+
+def model_fingerprint(name: str) -> dict:
+    """Identity of a checkpoint for cache keys: its path, config and the size/mtime of its weight files."""
+    path = Path(resolve(name))
+    if not path.is_dir():
+        return {"hub_id": name}  # hub snapshots are keyed by their resolved revision below when local
+    files = sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".json"})
+    return {"path": str(path.resolve()), "files": [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]}
+
+
+ARRAYS = ("hidden", "option_logprobs", "token_logprobs", "token_entropy", "correct")
+
+
+def save_outputs(outputs: TeacherOutputs, target: Path, manifest: dict) -> None:
+    """Write one split's outputs atomically: ``.npy`` arrays plus ``outputs.json``, then the manifest."""
+    with atomic_dir(target, {**manifest, "n": len(outputs)}) as tmp:
+        for name in ARRAYS:
+            value = getattr(outputs, name)
+            if value is not None:
+                np.save(tmp / f"{name}.npy", value)
+        (tmp / "outputs.json").write_text(json.dumps(
+            {"ids": outputs.ids, "generations": outputs.generations, "weak_labels": outputs.weak_labels}))
+
+
+def load_outputs(path: Path) -> TeacherOutputs:
+    """Read a cached split; hidden states stay memory-mapped. A damaged cache names itself and its fix."""
+    try:
+        manifest = read_manifest(path)
+        meta = json.loads((path / "outputs.json").read_text())
+        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r" if name == "hidden" else None)
+                  if (path / f"{name}.npy").exists() else None for name in ARRAYS}
+        if any(len(a) != manifest["n"] for a in arrays.values() if a is not None) or len(meta["ids"]) != manifest["n"]:
+            raise ValueError("array lengths disagree with the manifest")
+    except (OSError, ValueError, KeyError) as e:
+        raise W2SError(f"teacher cache {path} is corrupt ({e}); delete that directory and rerun") from None
+    return TeacherOutputs(meta["ids"], meta["generations"], meta["weak_labels"], **arrays)

@@ -1,0 +1,74 @@
+"""Tokenizer and tiny Qwen3 models for the toy world, pretrained briefly on CPU and saved like hub models."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+from w2s.toy.world import CorpusSampler
+
+SPECIAL = {"pad_token": "<pad>", "unk_token": "<unk>", "eos_token": "<eos>"}
+
+
+def build_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer (split on whitespace and punctuation) wrapped as a ``PreTrainedTokenizerFast``."""
+    vocab = {tok: i for i, tok in enumerate([*SPECIAL.values(), *words])}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=SPECIAL["unk_token"]))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=core, padding_side="left", **SPECIAL)
+
+
+def build_model(tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int, seed: int) -> Qwen3ForCausalLM:
+    """A tiny ``Qwen3ForCausalLM`` from config (random init)."""
+    torch.manual_seed(seed)
+    heads = max(2, hidden // 32)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=hidden // heads,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    return Qwen3ForCausalLM(config)
+
+
+def pretrain(
+    model: Qwen3ForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    sampler: CorpusSampler,
+    steps: int,
+    lr: float = 1e-2,
+    batch_size: int = 64,
+    max_length: int = 32,
+    desc: str = "pretrain",
+) -> Qwen3ForCausalLM:
+    """Next-token training on texts from ``sampler`` (AdamW, linear warmup, cosine decay)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
+    )
+    model.train()
+    bar = tqdm(range(steps), desc=desc, leave=False)
+    for _ in bar:
+        texts = [sampler.sample() + tokenizer.eos_token for _ in range(batch_size)]
+        enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length,
+                        padding_side="right", return_tensors="pt")
+        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    return model.eval()
