@@ -97,6 +97,7 @@ class NeuralTrustFunction(TrustFunction):
         max_epochs: training epochs (the epoch with the best validation AUC is kept).
         batch_size: training batch size.
         val_fraction: share of the source set held out (stratified) for model selection and source metrics.
+        standardize: standardise inputs with the source set's per-dimension mean and std.
     """
 
     def __init__(
@@ -111,7 +112,9 @@ class NeuralTrustFunction(TrustFunction):
         max_epochs: int = 60,
         batch_size: int = 64,
         val_fraction: float = 0.2,
+        standardize: bool = False,
     ) -> None:
+        self.standardize = standardize
         self.width, self.depth, self.expansion = width, depth, expansion
         self.dropout, self.drop_path, self.lr, self.weight_decay = dropout, drop_path, lr, weight_decay
         self.max_epochs, self.batch_size, self.val_fraction = max_epochs, batch_size, val_fraction
@@ -124,8 +127,9 @@ class NeuralTrustFunction(TrustFunction):
         y = torch.from_numpy(np.asarray(source.correct, dtype=np.float32))
         train, val = stratified_split(y, self.val_fraction)
         network = NTFNetwork(x.shape[1], self.width, self.depth, self.expansion, self.dropout, self.drop_path)
-        network.mean.copy_(x[train].mean(0))
-        network.std.copy_(x[train].std(0).clamp(min=1e-6))
+        if self.standardize:
+            network.mean.copy_(x[train].mean(0))
+            network.std.copy_(x[train].std(0).clamp(min=1e-6))
         n_pos = float(y[train].sum())
         module = NTFModule(network, (len(train) - n_pos) / n_pos, self.lr, self.weight_decay)
         trainer = L.Trainer(max_epochs=self.max_epochs, logger=False, enable_checkpointing=False,

@@ -47,7 +47,8 @@ def ensure_world(seed: int = 0, spec: WorldSpec | None = None) -> Path:
         cfg = getattr(spec, role)
         model = build_model(tokenizer, cfg["hidden"], cfg["layers"], seed=spec.seed + offset)
         zipf = spec.teacher_zipf if role == "teacher" else spec.student_zipf
-        qa = {} if role == "teacher" else {"qa_families": spec.source_families, "qa_templates": (SOURCE_TEMPLATE,)}
+        qa = ({"coverage": spec.teacher_coverage} if role == "teacher"
+              else {"qa_families": spec.source_families, "qa_templates": (SOURCE_TEMPLATE,)})
         sampler = CorpusSampler(kb, zipf, cfg["qa_fraction"], seed=spec.seed + offset, **qa)
         pretrain(model, tokenizer, sampler, steps=cfg["steps"], lr=cfg.get("lr", 1e-2), desc=f"toy {role}")
         with atomic_dir(root / role, manifest) as tmp:

@@ -38,7 +38,9 @@ class WorldSpec:
         source_families: attribute families asked in the source set D_l.
         target_families: attribute families asked in the target set D_u (and its test split).
         value_prior: probability of each value of a family (first = the teacher's fallback guess).
-        teacher_zipf: popularity exponent of the teacher's corpus (steep: knows only the head).
+        teacher_coverage: share of the entities (the most popular ones) that the teacher's corpus mentions
+            at all; the teacher has never read about the rest and falls back to the value prior there.
+        teacher_zipf: popularity exponent of the teacher's corpus within its coverage.
         student_zipf: popularity exponent of the student's corpus (flat: knows the tail too).
         test_fraction: fraction of target facts held out as the test split.
         teacher: size and training of the weak teacher (its question-answer practice covers every family
@@ -52,11 +54,12 @@ class WorldSpec:
     source_families: tuple[str, ...] = ("color", "shape", "city")
     target_families: tuple[str, ...] = ("food", "animal", "metal")
     value_prior: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)
-    teacher_zipf: float = 1.2
+    teacher_coverage: float = 0.4
+    teacher_zipf: float = 0.5
     student_zipf: float = 0.3
     test_fraction: float = 0.4
-    teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=1200, lr=3e-3, qa_fraction=0.5))
-    student: dict = field(default_factory=lambda: dict(hidden=128, layers=2, steps=1000, qa_fraction=0.25))
+    teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=2000, lr=3e-3, qa_fraction=0.5))
+    student: dict = field(default_factory=lambda: dict(hidden=192, layers=3, steps=1000, qa_fraction=0.25))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,8 +81,10 @@ class KnowledgeBase:
         return cls(entities, facts)
 
 
-def zipf_weights(n: int, exponent: float) -> np.ndarray:
+def zipf_weights(n: int, exponent: float, coverage: float = 1.0) -> np.ndarray:
+    """Popularity of entities by rank: Zipf over the ``coverage`` share of the head, zero beyond it."""
     w = 1.0 / np.arange(1, n + 1) ** exponent
+    w[max(1, int(round(coverage * n))):] = 0.0
     return w / w.sum()
 
 
@@ -109,12 +114,12 @@ def make_splits(kb: KnowledgeBase, spec: WorldSpec) -> dict[str, list[dict]]:
 class CorpusSampler:
     """Endless stream of pretraining texts: fact sentences and (optionally) answered questions."""
 
-    def __init__(self, kb: KnowledgeBase, zipf: float, qa_fraction: float, seed: int,
+    def __init__(self, kb: KnowledgeBase, zipf: float, qa_fraction: float, seed: int, coverage: float = 1.0,
                  qa_families: tuple[str, ...] = tuple(FAMILIES),
                  qa_templates: tuple[str, ...] = (SOURCE_TEMPLATE, TARGET_TEMPLATE)) -> None:
         self.kb, self.qa_fraction = kb, qa_fraction
         self.qa_families, self.qa_templates = qa_families, qa_templates
-        self.popularity = zipf_weights(len(kb.entities), zipf)
+        self.popularity = zipf_weights(len(kb.entities), zipf, coverage)
         self.rng = np.random.default_rng(seed)
 
     def sample(self) -> str:

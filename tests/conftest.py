@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated cache root and a tiny toy world (built once per test session)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("w2s_cache")
+    os.environ["W2S_CACHE"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_spec():
+    from w2s.toy.world import WorldSpec
+
+    return WorldSpec(
+        seed=0, n_entities=40, test_fraction=0.3,
+        teacher=dict(hidden=32, layers=1, steps=150, lr=1e-2, qa_fraction=0.5),
+        student=dict(hidden=32, layers=1, steps=150, lr=1e-2, qa_fraction=0.25),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_world(cache_root, tiny_spec) -> Path:
+    from w2s.toy import ensure_world
+
+    return ensure_world(spec=tiny_spec)
+
+
+def run_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``main.py`` in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=os.environ.copy(), timeout=600)
+
+
+def tiny_args(world: Path, *extra: str) -> list[str]:
+    """CLI arguments that run the whole protocol on the tiny world in a few seconds."""
+    return [
+        "fit", "--config", str(ROOT / "configs" / "toy.yaml"),
+        "--data.task", "w2s.tasks.LocalMultipleChoice", "--data.task.path", str(world / "data"),
+        "--data.teacher.model", str(world / "teacher"), "--model.model", str(world / "student"),
+        "--trust.init_args.max_epochs", "3", "--trainer.max_steps", "6", "--trainer.enable_progress_bar", "false",
+        *extra,
+    ]

@@ -1,0 +1,97 @@
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from w2s.errors import W2SError
+from w2s.models import load_causal_lm, load_tokenizer
+from w2s.tasks import LocalMultipleChoice
+from w2s.teacher import Teacher, load_outputs, save_outputs
+
+
+@pytest.fixture(scope="module")
+def mixed_split(tiny_world):
+    """Source and target questions together: two templates, so prompts differ in length and get left padding."""
+    data = datasets.load_from_disk(tiny_world / "data")
+    return datasets.concatenate_datasets([data["source"].select(range(12)), data["target"].select(range(12))])
+
+
+@pytest.fixture(scope="module")
+def teacher_model(tiny_world):
+    return load_causal_lm(str(tiny_world / "teacher")), load_tokenizer(str(tiny_world / "teacher"))
+
+
+def _run(teacher_model, split, **kwargs):
+    model, tokenizer = teacher_model
+    return Teacher("unused", **kwargs).run(model, tokenizer, LocalMultipleChoice(""), split)
+
+
+@pytest.mark.parametrize("position,offset", [("produced", 0), ("appended", 1)])
+def test_hidden_state_equals_plain_unpadded_forward(teacher_model, mixed_split, position, offset):
+    model, tokenizer = teacher_model
+    out = _run(teacher_model, mixed_split, batch_size=8, max_new_tokens=2, position=position)
+    task = LocalMultipleChoice("")
+    for i in (0, 5, 13, 23):
+        prompt = tokenizer(task.prompt(mixed_split[i]), return_tensors="pt").input_ids
+        generated = tokenizer(out.generations[i], add_special_tokens=False, return_tensors="pt").input_ids
+        ids = torch.cat([prompt, generated], 1)
+        with torch.no_grad():
+            states = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
+        # the final generated token sits at index len(ids)-1; the state that produced it one position earlier
+        expected = states[ids.shape[1] - 2 + offset]
+        assert np.allclose(out.hidden[i], expected.numpy(), atol=1e-4)
+
+
+def test_left_padding_and_batching_change_nothing(teacher_model, mixed_split):
+    single = _run(teacher_model, mixed_split, batch_size=1)
+    batched = _run(teacher_model, mixed_split, batch_size=24)
+    assert single.weak_labels == batched.weak_labels
+    assert np.allclose(single.hidden, batched.hidden, atol=1e-4)
+    assert np.allclose(single.option_logprobs, batched.option_logprobs, atol=1e-4)
+
+
+def test_outputs_are_consistent(teacher_model, mixed_split):
+    out = _run(teacher_model, mixed_split, batch_size=8)
+    assert len(out) == len(mixed_split) and out.hidden.shape == (len(mixed_split), 32)
+    assert out.option_logprobs.shape == (len(mixed_split), 4) and (out.option_logprobs <= 0).all()
+    expected = [w == a for w, a in zip(out.weak_labels, mixed_split["answer"])]
+    assert out.correct.tolist() == expected
+    # the greedy weak label is the option with the highest log-prob (the teacher only answers letters)
+    letters = np.array(list("ABCD"))[out.option_logprobs.argmax(1)]
+    assert [w for w in out.weak_labels] == letters.tolist()
+
+
+def test_cache_is_reused_and_keyed(tiny_world, cache_root, monkeypatch):
+    task = LocalMultipleChoice(str(tiny_world / "data"))
+    splits = task.load()
+    teacher = Teacher(str(tiny_world / "teacher"), batch_size=16)
+    first = teacher.label(task, {"source": splits["source"]})["source"]
+    monkeypatch.setattr("w2s.teacher.load_causal_lm", lambda *a, **k: pytest.fail("cache miss"))
+    again = teacher.label(task, {"source": splits["source"]})["source"]
+    assert np.array_equal(np.asarray(first.hidden), np.asarray(again.hidden)) and first.ids == again.ids
+    other = Teacher(str(tiny_world / "teacher"), batch_size=16, layer=0)
+    assert other.cache_key(task, splits["source"]) != teacher.cache_key(task, splits["source"])
+    assert Teacher(str(tiny_world / "student")).cache_key(task, splits["source"]) != teacher.cache_key(task, splits["source"])
+
+
+def test_corrupt_cache_names_itself(teacher_model, mixed_split, tmp_path):
+    out = _run(teacher_model, mixed_split, batch_size=8)
+    save_outputs(out, tmp_path / "c", {"key": "k"})
+    assert load_outputs(tmp_path / "c").weak_labels == out.weak_labels
+    (tmp_path / "c" / "hidden.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(W2SError, match="corrupt.*delete that directory"):
+        load_outputs(tmp_path / "c")
+
+
+def test_nan_hidden_states_are_refused(teacher_model, mixed_split, monkeypatch):
+    model, _ = teacher_model
+    original = model.generate
+
+    def poisoned(*args, **kwargs):
+        out = original(*args, **kwargs)
+        out.hidden_states[0][-1][0, -1, 0] = float("nan")
+        return out
+
+    monkeypatch.setattr(model, "generate", poisoned)
+    with pytest.raises(W2SError, match="NaN/Inf"):
+        _run(teacher_model, mixed_split, batch_size=8)

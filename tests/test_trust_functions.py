@@ -1,0 +1,59 @@
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from trust_functions import GroundTruth, Naive, NeuralTrustFunction, Random
+from trust_functions.ntf import NTFNetwork
+from w2s import metrics
+from w2s.errors import W2SError
+from w2s.teacher import TeacherOutputs
+
+
+def _outputs(n: int, seed: int, d: int = 16, correct=None) -> TeacherOutputs:
+    """Synthetic teacher outputs whose correctness is a nonlinear function of the hidden state."""
+    rng = np.random.default_rng(seed)
+    hidden = rng.normal(size=(n, d)).astype(np.float32)
+    if correct is None:
+        correct = (hidden[:, 0] * hidden[:, 1] > 0) | (hidden[:, 2] > 1.0)
+    return TeacherOutputs(ids=[str(i) for i in range(n)], generations=["A"] * n, weak_labels=["A"] * n,
+                          hidden=hidden, option_logprobs=None, token_logprobs=np.zeros(n, np.float32),
+                          token_entropy=np.zeros(n, np.float32), correct=np.asarray(correct))
+
+
+def test_ntf_learns_a_nonlinear_trust_signal():
+    L.seed_everything(0)
+    ntf = NeuralTrustFunction(max_epochs=40)
+    ntf.fit(_outputs(1500, 0))
+    target = _outputs(500, 1)
+    scores = ntf.score(target.without_labels())
+    assert scores.shape == (500,) and ((scores >= 0) & (scores <= 1)).all()
+    assert metrics.auc(scores, target.correct) > 0.9
+    assert ntf.source_val["auc"] > 0.9
+
+
+def test_ntf_never_sees_target_correctness():
+    assert _outputs(10, 0).without_labels().correct is None
+
+
+@pytest.mark.parametrize("value,state", [(True, "right"), (False, "wrong")])
+def test_single_class_source_is_refused(value, state):
+    with pytest.raises(W2SError, match=f"teacher is {state} on all 50 source examples"):
+        NeuralTrustFunction().fit(_outputs(50, 0, correct=np.full(50, value)))
+
+
+@pytest.mark.parametrize("depth,drop_path", [(1, 0.0), (3, 0.5)])
+def test_network_shapes_and_stochastic_depth(depth, drop_path):
+    net = NTFNetwork(8, width=16, depth=depth, expansion=2, dropout=0.1, drop_path=drop_path)
+    x = torch.randn(32, 8)
+    assert net(x).shape == (32,)
+    net.eval()
+    assert torch.equal(net(x), net(x))  # deterministic in eval mode
+
+
+def test_reference_rows():
+    out = _outputs(20, 0)
+    assert Naive().keep_all and not Naive().uses_gold_labels
+    assert GroundTruth().keep_all and GroundTruth().uses_gold_labels
+    assert torch.equal(Random(seed=3).score(out), Random(seed=3).score(out))
+    assert not torch.equal(Random(seed=3).score(out), Random(seed=4).score(out))
