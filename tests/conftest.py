@@ -41,6 +41,8 @@ def tiny_world(cache_root, tiny_spec) -> Path:
 
 def run_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``main.py`` in a subprocess, as a user would."""
+    if cwd is not None:
+        cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=os.environ.copy(), timeout=600)
 

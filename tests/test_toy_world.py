@@ -1,0 +1,50 @@
+import json
+
+import datasets
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from conftest import ROOT, run_main
+from w2s.toy.world import KnowledgeBase, WorldSpec, make_splits, zipf_weights
+
+
+def test_world_is_deterministic_and_splits_are_disjoint():
+    spec = WorldSpec(seed=3, n_entities=50)
+    a, b = make_splits(KnowledgeBase.sample(spec), spec), make_splits(KnowledgeBase.sample(spec), spec)
+    assert a == b
+    ids = {name: {ex["id"] for ex in split} for name, split in a.items()}
+    assert not ids["target"] & ids["test"] and not ids["source"] & ids["target"]
+    assert {ex["id"].split(":")[1] for ex in a["source"]} == set(spec.source_families)
+    assert {ex["id"].split(":")[1] for ex in a["target"]} == set(spec.target_families)
+
+
+def test_teacher_corpus_covers_only_the_popular_head():
+    w = zipf_weights(100, 0.8, coverage=0.5)
+    assert w[:50].min() > 0 and w[50:].max() == 0 and w[0] > w[49] and abs(w.sum() - 1) < 1e-9
+
+
+def test_artifacts_load_like_hub_models(tiny_world):
+    data = datasets.load_from_disk(tiny_world / "data")
+    assert set(data) == {"source", "target", "test"}
+    for role in ("teacher", "student"):
+        tokenizer = AutoTokenizer.from_pretrained(tiny_world / role)
+        model = AutoModelForCausalLM.from_pretrained(tiny_world / role)
+        text = data["target"][0]["question"]
+        assert tokenizer.unk_token_id not in tokenizer(text).input_ids
+        assert model.config.model_type == "qwen3"
+    assert (tiny_world / "teacher" / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_default_toy_config_shows_the_effect(tmp_path):
+    """The README's command on the default toy world: trusted weak labels beat all weak labels."""
+    finals = {}
+    for trust in ("NeuralTrustFunction", "Naive"):
+        proc = run_main("fit", "--config", str(ROOT / "configs" / "toy.yaml"), "--trust", trust,
+                        "--trainer.enable_progress_bar", "false", cwd=tmp_path / trust)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (results,) = (tmp_path / trust).glob("runs/toy/version_*/results.json")
+        finals[trust] = json.loads(results.read_text())
+    ntf = finals["NeuralTrustFunction"]
+    assert ntf["trust"]["auc"] > 0.7 and ntf["trust"]["purity"] > ntf["teacher"]["accuracy"]["target"] + 0.1
+    assert ntf["student"]["accuracy"]["final"] > finals["Naive"]["student"]["accuracy"]["final"]
