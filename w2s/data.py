@@ -111,10 +111,9 @@ class W2SDataModule(L.LightningDataModule):
 
     @staticmethod
     def _trust_metrics(scores: torch.Tensor, correct: torch.Tensor) -> dict[str, float]:
-        if correct.all() or not correct.any():
-            return {"auc": float("nan"), "ece": metrics.ece(scores, correct), "brier": metrics.brier(scores, correct)}
-        return {"auc": metrics.auc(scores, correct), "ece": metrics.ece(scores, correct),
-                "brier": metrics.brier(scores, correct)}
+        one_class = bool(correct.all() or not correct.any())  # AUC is undefined then
+        return {"auc": float("nan") if one_class else metrics.auc(scores, correct),
+                "ece": metrics.ece(scores, correct), "brier": metrics.brier(scores, correct)}
 
     # ---- student batches -----------------------------------------------------------------------------------
     def _prompt_ids(self, example: dict) -> list[int]:

@@ -205,7 +205,7 @@ def model_fingerprint(name: str) -> dict:
     """Identity of a checkpoint for cache keys: its path, config and the size/mtime of its weight files."""
     path = Path(resolve(name))
     if not path.is_dir():
-        return {"hub_id": name}  # hub snapshots are keyed by their resolved revision below when local
+        return {"hub_id": name}  # keyed by id only; pin a revision by pointing at a local snapshot directory
     files = sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".json"})
     return {"path": str(path.resolve()), "files": [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]}
 

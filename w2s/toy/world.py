@@ -56,7 +56,7 @@ class WorldSpec:
     value_prior: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)
     teacher_coverage: float = 0.5
     teacher_zipf: float = 0.8
-    student_zipf: float = 0.3
+    student_zipf: float = 0.0
     test_fraction: float = 0.4
     teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=1200, lr=3e-3, qa_fraction=0.5))
     student: dict = field(default_factory=lambda: dict(hidden=192, layers=3, steps=1000, qa_fraction=0.25))
