@@ -48,3 +48,17 @@ def test_default_toy_config_shows_the_effect(tmp_path):
     ntf = finals["NeuralTrustFunction"]
     assert ntf["trust"]["auc"] > 0.7 and ntf["trust"]["purity"] > ntf["teacher"]["accuracy"]["target"] + 0.1
     assert ntf["student"]["accuracy"]["final"] > finals["Naive"]["student"]["accuracy"]["final"]
+
+
+def test_building_a_world_leaves_the_global_random_stream_alone(cache_root):
+    import torch
+
+    from w2s.toy import ensure_world
+
+    spec = WorldSpec(seed=7, n_entities=12, teacher=dict(hidden=16, layers=1, steps=2, qa_fraction=0.5),
+                     student=dict(hidden=16, layers=1, steps=2, qa_fraction=0.25))
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ensure_world(spec=spec)
+    assert torch.equal(torch.rand(3), expected)

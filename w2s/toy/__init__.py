@@ -39,22 +39,21 @@ def ensure_world(seed: int = 0, spec: WorldSpec | None = None) -> Path:
             splits = make_splits(kb, spec)
             datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()}).save_to_disk(tmp)
     tokenizer = build_tokenizer(vocabulary(kb))
-    threads = torch.get_num_threads()
     for role, offset in (("teacher", 10), ("student", 20)):
         if is_complete(root / role):
             continue
         log.info("building toy %s for world seed %d (cached under %s)", role, spec.seed, root)
         cfg = getattr(spec, role)
-        model = build_model(tokenizer, cfg["hidden"], cfg["layers"], seed=spec.seed + offset)
         zipf = spec.teacher_zipf if role == "teacher" else spec.student_zipf
         qa = ({"coverage": spec.teacher_coverage} if role == "teacher"
               else {"qa_families": spec.source_families, "qa_templates": (SOURCE_TEMPLATE,)})
         sampler = CorpusSampler(kb, zipf, cfg["qa_fraction"], seed=spec.seed + offset, **qa)
-        pretrain(model, tokenizer, sampler, steps=cfg["steps"], lr=cfg.get("lr", 1e-2), desc=f"toy {role}")
+        with torch.random.fork_rng():  # building must not change the run's random stream (cold == warm)
+            model = build_model(tokenizer, cfg["hidden"], cfg["layers"], seed=spec.seed + offset)
+            pretrain(model, tokenizer, sampler, steps=cfg["steps"], lr=cfg.get("lr", 1e-2), desc=f"toy {role}")
         with atomic_dir(root / role, manifest) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-    torch.set_num_threads(threads)
     return root
 
 
