@@ -56,3 +56,13 @@ def tiny_args(world: Path, *extra: str) -> list[str]:
         "--trust.init_args.max_epochs", "3", "--trainer.max_steps", "6", "--trainer.enable_progress_bar", "false",
         *extra,
     ]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow end-to-end runs happen in CI (``CI=true``, well inside its time) or when asked with ``-m slow``."""
+    if os.environ.get("CI") or config.getoption("markexpr"):
+        return
+    skip = pytest.mark.skip(reason="slow end-to-end run on the default toy world: use -m slow (CI runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
