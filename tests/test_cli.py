@@ -100,6 +100,7 @@ def _always_right_source(tiny_world, tmp_path) -> str:
     ("n_too_large", "selection.n = 100000 is larger than the target set"),
     ("always_right", "teacher is right on all"),
     ("missing_dataset", "dataset path"),
+    ("hub_id_offline", "could not load model 'Qwen/Qwen3-1.7B'"),
 ])
 def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
     extra = {
@@ -109,6 +110,7 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
         "n_too_large": ["--data.selection.mode", "top_n", "--data.selection.n", "100000"],
         "always_right": lambda: ["--data.task.path", _always_right_source(tiny_world, tmp_path)],
         "missing_dataset": ["--data.task.path", str(tmp_path / "nowhere")],
+        "hub_id_offline": ["--model.model", "Qwen/Qwen3-1.7B"],  # HF_HUB_OFFLINE=1 in conftest
     }[case]
     extra = extra() if callable(extra) else extra
     proc = run_main(*tiny_args(tiny_world, *extra), cwd=tmp_path)
