@@ -75,9 +75,9 @@ class W2SDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.trust is None:
             raise W2SError("no trust function configured; add a top-level 'trust:' block or --trust NAME")
-        self.tokenizer = load_tokenizer(self.student)
-        self._eval = [self._eval_example(ex) for ex in self.splits["test"]]
-        if self._train is None:
+        if self._train is None:  # setup runs for validate, fit and test: build everything once
+            self.tokenizer = load_tokenizer(self.student)
+            self._eval = [self._eval_example(ex) for ex in self.splits["test"]]
             self._train = self._trusted_subset(self.teacher_outputs())
 
     # ---- steps 3-4: trust and selection --------------------------------------------------------------------
