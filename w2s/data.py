@@ -57,6 +57,7 @@ class W2SDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
         self.report: dict[str, Any] = {}
         self._splits = None
+        self._outputs: dict[str, TeacherOutputs] | None = None
         self._train: list[dict] | None = None
 
     @property
@@ -66,8 +67,11 @@ class W2SDataModule(L.LightningDataModule):
         return self._splits
 
     def teacher_outputs(self) -> dict[str, TeacherOutputs]:
-        """Teacher outputs on the source and target splits (cached on disk after the first run)."""
-        return self.teacher.label(self.task, {"source": self.splits["source"], "target": self.splits["target"]})
+        """Teacher outputs on the source and target splits (cached on disk, and here after the first call)."""
+        if self._outputs is None:
+            self._outputs = self.teacher.label(self.task, {"source": self.splits["source"],
+                                                           "target": self.splits["target"]})
+        return self._outputs
 
     def prepare_data(self) -> None:
         self.teacher_outputs()
@@ -126,10 +130,9 @@ class W2SDataModule(L.LightningDataModule):
         return {"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer}
 
     def _eval_example(self, example: dict) -> dict:
-        options = self.task.options(example)
-        option_ids = [self.tokenizer(self.task.completion(o), add_special_tokens=False).input_ids[0] for o in options]
-        return {"input_ids": self._prompt_ids(example)[-self.max_length:], "option_ids": option_ids,
-                "gold": options.index(self.task.gold(example))}
+        return {"input_ids": self._prompt_ids(example)[-self.max_length:],
+                "option_ids": self.task.option_token_ids(self.tokenizer, example),
+                "gold": self.task.options(example).index(self.task.gold(example))}
 
     def _collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)

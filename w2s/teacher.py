@@ -157,7 +157,7 @@ class Teacher:
         generated = out.sequences[:, prompt_len:]
         stops = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
         is_stop = torch.isin(generated, torch.tensor(sorted(stops), device=generated.device))
-        n_tokens = torch.where(is_stop.any(1), is_stop.float().argmax(1), torch.full_like(is_stop[:, 0], generated.shape[1], dtype=torch.long))
+        n_tokens = (~is_stop).long().cumprod(1).sum(1)  # generated tokens before the first EOS/pad
         final = (n_tokens - 1).clamp(min=0)  # index of the final generated (answer) token
         rows = torch.arange(len(prompts), device=generated.device)
 
@@ -195,10 +195,8 @@ def _option_token_ids(task: Task, tokenizer, examples: list[dict]) -> np.ndarray
     """First token id of each option's completion (``" A"``, ``" B"``...) for multiple-choice tasks."""
     if not isinstance(task, MultipleChoiceTask):
         return None
-    width = max(len(task.options(ex)) for ex in examples)
-    letters = task.options(max(examples, key=lambda ex: len(task.options(ex))))[:width]
-    ids = [tokenizer(task.completion(letter), add_special_tokens=False).input_ids[0] for letter in letters]
-    return np.tile(np.array(ids), (len(examples), 1))
+    widest = max(examples, key=lambda ex: len(task.options(ex)))
+    return np.tile(np.array(task.option_token_ids(tokenizer, widest)), (len(examples), 1))
 
 
 def model_fingerprint(name: str) -> dict:

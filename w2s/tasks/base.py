@@ -78,6 +78,10 @@ class MultipleChoiceTask(Task):
     def options(self, example: dict) -> list[str]:
         return list(LETTERS[: len(example["choices"])])
 
+    def option_token_ids(self, tokenizer, example: dict) -> list[int]:
+        """First token id of each option's completion (``" A"``, ``" B"``...): where answers are scored."""
+        return [tokenizer(self.completion(o), add_special_tokens=False).input_ids[0] for o in self.options(example)]
+
     def parse(self, generation: str) -> str | None:
         match = re.search(r"\b([A-J])\b", generation.strip())
         return match.group(1) if match else None
