@@ -5,7 +5,8 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import ROOT, run_main
-from w2s.toy.world import KnowledgeBase, WorldSpec, make_splits, zipf_weights
+from w2s.tasks.base import LETTERS
+from w2s.toy.world import FAMILIES, KnowledgeBase, WorldSpec, make_splits, zipf_weights
 
 
 def test_world_is_deterministic_and_splits_are_disjoint():
@@ -16,6 +17,18 @@ def test_world_is_deterministic_and_splits_are_disjoint():
     assert not ids["target"] & ids["test"] and not ids["source"] & ids["target"]
     assert {ex["id"].split(":")[1] for ex in a["source"]} == set(spec.source_families)
     assert {ex["id"].split(":")[1] for ex in a["target"]} == set(spec.target_families)
+
+
+@pytest.mark.parametrize("order", [(3, 2, 1, 0), (0, 1, 2, 3), (1, 3, 0, 2)])
+def test_questions_follow_the_answer_convention(order):
+    spec = WorldSpec(seed=1, n_entities=20, answer_order=order)
+    kb = KnowledgeBase.sample(spec)
+    splits = make_splits(kb, spec)
+    for ex in splits["source"] + splits["target"] + splits["test"]:
+        family = ex["id"].split(":")[1]
+        assert ex["choices"] == [FAMILIES[family][i] for i in order]
+        assert ex["choices"][LETTERS.index(ex["answer"])] == FAMILIES[family][kb.facts[family][ex["entity_rank"]]]
+    assert spec.practice_format[1] == (0, 1, 2, 3)
 
 
 def test_teacher_corpus_covers_only_the_popular_head():
@@ -37,7 +50,7 @@ def test_artifacts_load_like_hub_models(tiny_world):
 
 @pytest.mark.slow
 def test_default_toy_config_shows_the_effect(tmp_path):
-    """The README's command on the default toy world: trusted weak labels beat all weak labels."""
+    """The README's command on the default toy world shows the paper's effect (issue thresholds, one seed)."""
     finals = {}
     for trust in ("NeuralTrustFunction", "Naive"):
         proc = run_main("fit", "--config", str(ROOT / "configs" / "toy.yaml"), "--trust", trust,
@@ -46,8 +59,10 @@ def test_default_toy_config_shows_the_effect(tmp_path):
         (results,) = (tmp_path / trust).glob("runs/toy/version_*/results.json")
         finals[trust] = json.loads(results.read_text())
     ntf = finals["NeuralTrustFunction"]
-    assert ntf["trust"]["auc"] > 0.7 and ntf["trust"]["purity"] > ntf["teacher"]["accuracy"]["target"] + 0.1
-    assert ntf["student"]["accuracy"]["final"] > finals["Naive"]["student"]["accuracy"]["final"]
+    teacher = ntf["teacher"]["accuracy"]["target"]
+    assert 0.35 <= teacher <= 0.8
+    assert ntf["trust"]["auc"] >= 0.8 and ntf["trust"]["purity"] >= teacher + 0.15
+    assert ntf["student"]["accuracy"]["final"] >= finals["Naive"]["student"]["accuracy"]["final"] + 0.05
 
 
 def test_building_a_world_leaves_the_global_random_stream_alone(cache_root):

@@ -15,9 +15,9 @@ import datasets
 import torch
 
 from w2s.cache import atomic_dir, cache_root, is_complete, stable_hash
-from w2s.toy.world import SOURCE_TEMPLATE, CorpusSampler, KnowledgeBase, WorldSpec, make_splits, vocabulary
+from w2s.toy.world import CorpusSampler, KnowledgeBase, WorldSpec, make_splits, vocabulary
 
-VERSION = "1"
+VERSION = "2"
 log = logging.getLogger(__name__)
 
 
@@ -45,8 +45,10 @@ def ensure_world(seed: int = 0, spec: WorldSpec | None = None) -> Path:
         log.info("building toy %s for world seed %d (cached under %s)", role, spec.seed, root)
         cfg = getattr(spec, role)
         zipf = spec.teacher_zipf if role == "teacher" else spec.student_zipf
-        qa = ({"coverage": spec.teacher_coverage} if role == "teacher"
-              else {"qa_families": spec.source_families, "qa_templates": (SOURCE_TEMPLATE,)})
+        if role == "teacher":
+            qa = {"qa_formats": (spec.source_format, spec.target_format), "coverage": spec.teacher_coverage}
+        else:
+            qa = {"qa_formats": (spec.practice_format,)}
         sampler = CorpusSampler(kb, zipf, cfg["qa_fraction"], seed=spec.seed + offset, **qa)
         with torch.random.fork_rng():  # building must not change the run's random stream (cold == warm)
             model = build_model(tokenizer, cfg["hidden"], cfg["layers"], seed=spec.seed + offset)

@@ -1,10 +1,12 @@
 """The toy knowledge world: entities with long-tailed popularity, facts, question splits and corpora.
 
-Every fact ``(entity, family) -> value`` is drawn from a skewed prior. The teacher's corpus follows a steep
-popularity law, so the teacher knows the popular entities and falls back to the prior on the rest (systematic
-errors); the student's corpus is flatter, so the student knows far more facts but has never answered a
-multiple-choice question. Source (D_l) and target (D_u) ask about different attribute families with different
-question templates (the OOD_dist analogue); target facts are split into the unlabeled pool and a test split.
+Every fact ``(entity, family) -> value`` is drawn from a skewed prior. The teacher's corpus covers only the
+popular entities (with a steep popularity law inside), so the teacher knows those and falls back to the prior on
+the rest (systematic errors). The student's corpus covers every entity evenly, so the student knows far more
+facts, but it has only practised questions that list the values in their natural order: the task lists them in
+``answer_order``, a convention the student must learn from the (weak) labels. Source (D_l) and target (D_u) ask
+about different attribute families with different question templates (the OOD_dist analogue); target facts are
+split into the unlabeled pool and a test split.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ FAMILIES: dict[str, list[str]] = {
 SOURCE_TEMPLATE = "Question: What is the {family} of {entity}?"
 TARGET_TEMPLATE = "Question: We know that {entity} has {family} of which kind?"
 FACT_TEMPLATE = "{entity} has {family} {value}."
+Format = tuple[str, tuple[int, ...]]  # a question template and the order in which it lists a family's values
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,14 @@ class WorldSpec:
         teacher_zipf: popularity exponent of the teacher's corpus within its coverage.
         student_zipf: popularity exponent of the student's corpus (flat: knows the tail too).
         test_fraction: fraction of target facts held out as the test split.
+        answer_order: the order in which the task's questions (source and target) list a family's values:
+            the task's answer convention. The teacher has practised it; the student has only practised
+            questions that list the values in their natural order, so it has to learn the convention from
+            the weak labels.
         teacher: size and training of the weak teacher (its question-answer practice covers every family
-            and both templates).
-        student: size and training of the strong student (its question-answer practice covers only the
-            source families and template: the target questions are new to it).
+            in both the source and the target format).
+        student: size and training of the strong student (its question-answer practice covers every family,
+            but only with the source template and the natural value order).
     """
 
     seed: int = 0
@@ -58,11 +65,25 @@ class WorldSpec:
     teacher_zipf: float = 0.8
     student_zipf: float = 0.0
     test_fraction: float = 0.4
+    answer_order: tuple[int, ...] = (3, 2, 1, 0)
     teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=1200, lr=3e-3, qa_fraction=0.5))
     student: dict = field(default_factory=lambda: dict(hidden=192, layers=3, steps=1000, qa_fraction=0.25))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def source_format(self) -> Format:
+        return SOURCE_TEMPLATE, tuple(self.answer_order)
+
+    @property
+    def target_format(self) -> Format:
+        return TARGET_TEMPLATE, tuple(self.answer_order)
+
+    @property
+    def practice_format(self) -> Format:
+        """The student's question practice: the source template with the values in their natural order."""
+        return SOURCE_TEMPLATE, tuple(range(len(self.value_prior)))
 
 
 @dataclass
@@ -88,13 +109,14 @@ def zipf_weights(n: int, exponent: float, coverage: float = 1.0) -> np.ndarray:
     return w / w.sum()
 
 
-def question(kb: KnowledgeBase, entity: int, family: str, template: str) -> dict:
-    """One multiple-choice example in the project's schema (fixed option order per family)."""
+def question(kb: KnowledgeBase, entity: int, family: str, fmt: Format) -> dict:
+    """One multiple-choice example in the project's schema (option order fixed by the format)."""
+    template, order = fmt
     return {
         "id": f"{kb.entities[entity]}:{family}",
         "question": template.format(family=family, entity=kb.entities[entity]),
-        "choices": list(FAMILIES[family]),
-        "answer": LETTERS[int(kb.facts[family][entity])],
+        "choices": [FAMILIES[family][i] for i in order],
+        "answer": LETTERS[order.index(int(kb.facts[family][entity]))],
         "entity_rank": entity,
     }
 
@@ -102,8 +124,9 @@ def question(kb: KnowledgeBase, entity: int, family: str, template: str) -> dict
 def make_splits(kb: KnowledgeBase, spec: WorldSpec) -> dict[str, list[dict]]:
     """Source (labeled), target (unlabeled pool; gold kept only for evaluation) and test splits."""
     rng = np.random.default_rng(spec.seed + 1)
-    source = [question(kb, e, f, SOURCE_TEMPLATE) for f in spec.source_families for e in range(len(kb.entities))]
-    target = [question(kb, e, f, TARGET_TEMPLATE) for f in spec.target_families for e in range(len(kb.entities))]
+    entities = range(len(kb.entities))
+    source = [question(kb, e, f, spec.source_format) for f in spec.source_families for e in entities]
+    target = [question(kb, e, f, spec.target_format) for f in spec.target_families for e in entities]
     order = rng.permutation(len(target))
     n_test = int(round(spec.test_fraction * len(target)))
     test = [target[i] for i in sorted(order[:n_test])]
@@ -114,11 +137,9 @@ def make_splits(kb: KnowledgeBase, spec: WorldSpec) -> dict[str, list[dict]]:
 class CorpusSampler:
     """Endless stream of pretraining texts: fact sentences and (optionally) answered questions."""
 
-    def __init__(self, kb: KnowledgeBase, zipf: float, qa_fraction: float, seed: int, coverage: float = 1.0,
-                 qa_families: tuple[str, ...] = tuple(FAMILIES),
-                 qa_templates: tuple[str, ...] = (SOURCE_TEMPLATE, TARGET_TEMPLATE)) -> None:
-        self.kb, self.qa_fraction = kb, qa_fraction
-        self.qa_families, self.qa_templates = qa_families, qa_templates
+    def __init__(self, kb: KnowledgeBase, zipf: float, qa_fraction: float, seed: int, qa_formats: tuple[Format, ...],
+                 coverage: float = 1.0) -> None:
+        self.kb, self.qa_fraction, self.qa_formats = kb, qa_fraction, qa_formats
         self.popularity = zipf_weights(len(kb.entities), zipf, coverage)
         self.rng = np.random.default_rng(seed)
 
@@ -128,9 +149,8 @@ class CorpusSampler:
         rng, kb = self.rng, self.kb
         entity = int(rng.choice(len(kb.entities), p=self.popularity))
         if rng.random() < self.qa_fraction:
-            family = self.qa_families[rng.integers(len(self.qa_families))]
-            template = self.qa_templates[rng.integers(len(self.qa_templates))]
-            ex = question(kb, entity, family, template)
+            family = list(FAMILIES)[rng.integers(len(FAMILIES))]
+            ex = question(kb, entity, family, self.qa_formats[rng.integers(len(self.qa_formats))])
             return format_mcqa_prompt(ex["question"], ex["choices"]) + " " + ex["answer"]
         family = list(FAMILIES)[rng.integers(len(FAMILIES))]
         value = FAMILIES[family][kb.facts[family][entity]]
