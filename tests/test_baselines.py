@@ -1,0 +1,65 @@
+import math
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from dataclasses import replace
+
+from test_trust_functions import _outputs
+from trust_functions import Entropy, InternalConfidence, LinearProbe, NeuralTrustFunction, Random
+from w2s import metrics
+
+
+def _mc_outputs(probs: list[list[float]], weak: list[str | None], correct: list[bool]):
+    """Hand-built multiple-choice teacher outputs with the given option distributions and weak labels."""
+    out = _outputs(len(probs), 0, correct=correct)
+    return replace(out, weak_labels=weak, option_logprobs=np.log(np.asarray(probs, dtype=np.float32)))
+
+
+def test_entropy_ranks_peaked_answers_first():
+    out = _mc_outputs([[0.97, 0.01, 0.01, 0.01], [0.25] * 4, [0.6, 0.2, 0.1, 0.1]], ["A", "A", "A"],
+                      [True, False, True])
+    scores = Entropy().score(out.without_labels())
+    assert scores[1] == pytest.approx(0.0, abs=1e-6) and scores[0] > scores[2] > scores[1]
+    assert metrics.auc(scores, out.correct) == 1.0
+
+
+def test_internal_confidence_is_the_probability_of_the_given_answer():
+    out = _mc_outputs([[0.7, 0.1, 0.1, 0.1], [0.7, 0.1, 0.1, 0.1], [0.7, 0.1, 0.1, 0.1]], ["A", "B", None],
+                      [True, False, False])
+    scores = InternalConfidence().score(out.without_labels())
+    assert scores.tolist() == pytest.approx([0.7, 0.1, 0.0], abs=1e-5)
+
+
+def test_free_form_answers_use_token_statistics():
+    out = replace(_outputs(3, 0, correct=[True, False, False]), option_logprobs=None,
+                  token_entropy=np.array([0.1, 2.0, 1.0], np.float32),
+                  token_logprobs=np.array([-0.05, -2.0, -1.0], np.float32))
+    assert Entropy().score(out).tolist() == pytest.approx([math.exp(-0.1), math.exp(-2.0), math.exp(-1.0)])
+    assert InternalConfidence().score(out).argmax() == 0
+
+
+def test_linear_probe_learns_a_linear_signal():
+    rng = np.random.default_rng(0)
+    source, target = _outputs(800, 0), _outputs(400, 1)
+    source = replace(source, correct=source.hidden[:, 3] + 0.3 * rng.normal(size=800) > 0)
+    target = replace(target, correct=target.hidden[:, 3] > 0)
+    probe = LinearProbe()
+    probe.fit(source)
+    scores = probe.score(target.without_labels())
+    assert ((scores >= 0) & (scores <= 1)).all() and metrics.auc(scores, target.correct) > 0.95
+    assert probe.source_val["auc"] > 0.9
+
+
+@pytest.mark.parametrize("make", [Entropy, InternalConfidence, LinearProbe,
+                                  lambda: NeuralTrustFunction(max_epochs=3), lambda: Random(seed=0)])
+def test_scores_do_not_depend_on_the_target_gold_labels(make):
+    """No ground-truth leakage: permuting the target's correctness changes none of the scores."""
+    L.seed_everything(0)
+    trust = make()
+    trust.fit(_outputs(300, 0))
+    probs = np.random.default_rng(1).dirichlet(np.ones(4), size=100)
+    target = replace(_outputs(100, 1), option_logprobs=np.log(probs).astype(np.float32))
+    shuffled = replace(target, correct=np.random.default_rng(2).permutation(target.correct))
+    assert torch.equal(trust.score(target), trust.score(shuffled))

@@ -1,0 +1,51 @@
+"""Output-layer trust baselines: the teacher's own uncertainty about the weak label it gave."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from trust_functions.base import TrustFunction
+from w2s.tasks.base import LETTERS
+from w2s.teacher import TeacherOutputs
+
+
+def option_probabilities(target: TeacherOutputs) -> torch.Tensor | None:
+    """``[N, K]`` teacher distribution over the answer options (renormalised), or ``None`` for free-form tasks."""
+    if target.option_logprobs is None:
+        return None
+    return torch.softmax(torch.as_tensor(np.asarray(target.option_logprobs), dtype=torch.float32), dim=-1)
+
+
+class Entropy(TrustFunction):
+    """Negative entropy of the teacher's answer distribution, scaled to [0, 1] (1 = certain).
+
+    Multiple choice: entropy over the answer options, divided by log K. Free-form answers: the mean entropy
+    of the next-token distribution over the generated tokens, mapped through ``exp(-H)``.
+    """
+
+    def score(self, target: TeacherOutputs) -> torch.Tensor:
+        probs = option_probabilities(target)
+        if probs is None:
+            return torch.exp(-torch.as_tensor(np.asarray(target.token_entropy), dtype=torch.float32))
+        entropy = -(probs * probs.clamp(min=1e-12).log()).sum(-1)
+        return (1 - entropy / math.log(probs.shape[-1])).clamp(0, 1)
+
+
+class InternalConfidence(TrustFunction):
+    """I-Confidence: the teacher's own probability of the answer it gave.
+
+    Multiple choice: the (renormalised) probability of the chosen option; an unparsed answer gets 0.
+    Free-form answers: the geometric mean probability of the generated tokens.
+    """
+
+    def score(self, target: TeacherOutputs) -> torch.Tensor:
+        probs = option_probabilities(target)
+        if probs is None:
+            return torch.exp(torch.as_tensor(np.asarray(target.token_logprobs), dtype=torch.float32))
+        chosen = torch.tensor([LETTERS.index(y) if y and y in LETTERS[: probs.shape[-1]] else -1
+                               for y in target.weak_labels])
+        scores = probs.gather(-1, chosen.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return scores.masked_fill(chosen < 0, 0.0)
