@@ -48,6 +48,7 @@ class LoRASFTStudent(L.LightningModule):
         config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                             target_modules=target_modules, task_type="CAUSAL_LM")
         self.model = get_peft_model(load_causal_lm(model, dtype, trust_remote_code), config)
+        self.model.train()  # from_pretrained returns eval mode, which would switch off lora_dropout in training
 
     def training_step(self, batch: dict, _) -> torch.Tensor:
         loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

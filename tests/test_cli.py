@@ -39,8 +39,8 @@ def test_fit_writes_results_config_and_tensorboard(ntf_run, tiny_world):
         assert isinstance(value, (int, float)), key
     assert 0 <= results["trust"]["purity"] <= 1 and results["selection"]["labels"] == "weak"
     n_target = len(datasets.load_from_disk(tiny_world / "data")["target"])
-    assert results["selection"]["n"] == round(0.5 * n_target)
-    config = yaml.safe_load((log_dir / "config.yaml").read_text())
+    config = yaml.safe_load((log_dir / "config.yaml").read_text())  # the resolved config saved beside the run
+    assert results["selection"]["n"] == round(config["data"]["selection"]["init_args"]["fraction"] * n_target)
     assert config["trust"]["class_path"].endswith("NeuralTrustFunction")
     assert list(log_dir.glob("events.out.tfevents.*"))
     assert (log_dir / "student_adapter" / "adapter_config.json").exists()

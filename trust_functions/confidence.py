@@ -1,8 +1,6 @@
-"""Output-layer trust baselines: the teacher's own uncertainty about the weak label it gave."""
+"""``InternalConfidence``: the teacher's own probability of the weak label it gave (output-layer baseline)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
@@ -17,21 +15,6 @@ def option_probabilities(target: TeacherOutputs) -> torch.Tensor | None:
     if target.option_logprobs is None:
         return None
     return torch.softmax(torch.as_tensor(np.asarray(target.option_logprobs), dtype=torch.float32), dim=-1)
-
-
-class Entropy(TrustFunction):
-    """Negative entropy of the teacher's answer distribution, scaled to [0, 1] (1 = certain).
-
-    Multiple choice: entropy over the answer options, divided by log K. Free-form answers: the mean entropy
-    of the next-token distribution over the generated tokens, mapped through ``exp(-H)``.
-    """
-
-    def score(self, target: TeacherOutputs) -> torch.Tensor:
-        probs = option_probabilities(target)
-        if probs is None:
-            return torch.exp(-torch.as_tensor(np.asarray(target.token_entropy), dtype=torch.float32))
-        entropy = -(probs * probs.clamp(min=1e-12).log()).sum(-1)
-        return (1 - entropy / math.log(probs.shape[-1])).clamp(0, 1)
 
 
 class InternalConfidence(TrustFunction):

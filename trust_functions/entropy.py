@@ -1,0 +1,27 @@
+"""``Entropy``: the teacher's uncertainty over its answer distribution (output-layer baseline)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from trust_functions.base import TrustFunction
+from trust_functions.confidence import option_probabilities
+from w2s.teacher import TeacherOutputs
+
+
+class Entropy(TrustFunction):
+    """Negative entropy of the teacher's answer distribution, scaled to [0, 1] (1 = certain).
+
+    Multiple choice: entropy over the answer options, divided by log K. Free-form answers: the mean entropy
+    of the next-token distribution over the generated tokens, mapped through ``exp(-H)``.
+    """
+
+    def score(self, target: TeacherOutputs) -> torch.Tensor:
+        probs = option_probabilities(target)
+        if probs is None:
+            return torch.exp(-torch.as_tensor(np.asarray(target.token_entropy), dtype=torch.float32))
+        entropy = -(probs * probs.clamp(min=1e-12).log()).sum(-1)
+        return (1 - entropy / math.log(probs.shape[-1])).clamp(0, 1)
