@@ -51,9 +51,14 @@ def test_tensorboard_tags(ntf_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     log_dir, _ = _results(ntf_run[0])
-    tags = set(EventAccumulator(str(log_dir)).Reload().Tags()["scalars"])
+    events = EventAccumulator(str(log_dir), size_guidance={"images": 0}).Reload()
     assert {"trust/auc", "trust/ece", "trust/brier", "trust/purity", "student/accuracy",
-            "teacher/accuracy/target", "student/accuracy/final"} <= tags
+            "teacher/accuracy/target", "student/accuracy/final"} <= set(events.Tags()["scalars"])
+    figures = {"trust/reliability", "trust/roc", "trust/score_histogram", "trust/purity_vs_n"}
+    assert figures <= set(events.Tags()["images"])
+    for tag in figures:
+        (image,) = events.Images(tag)
+        assert image.width > 100 and image.height > 100 and image.encoded_image_string.startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("trust,labels,keep_all", [("Naive", "weak", True), ("Random", "weak", False),

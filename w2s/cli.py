@@ -43,8 +43,21 @@ class W2SCLI(LightningCLI):
         if self.trainer.logger is not None:
             scalars = {k: v for k, v in flatten(results).items() if isinstance(v, (int, float)) and k != "seed"}
             self.trainer.logger.log_metrics(scalars, step=self.trainer.global_step)
+            self._log_figures()
             self.trainer.logger.finalize("success")
         print(summary(results, log_dir))
+
+    def _log_figures(self) -> None:
+        """Reliability diagram, ROC, score histogram and purity-vs-n of the trust function (TensorBoard only)."""
+        experiment = getattr(self.trainer.logger, "experiment", None)
+        dm = self.datamodule
+        if not hasattr(experiment, "add_figure") or dm.target_scores is None:
+            return
+        from w2s.plots import trust_figures  # matplotlib loads only when a figure is drawn
+
+        chosen = None if self.datamodule.trust.keep_all else dm.report["selection"]["n"]
+        for tag, figure in trust_figures(dm.target_scores, dm.target_correct, chosen).items():
+            experiment.add_figure(tag, figure, global_step=self.trainer.global_step)
 
     def _evaluate(self, method, key: str) -> float:
         method(self.model, datamodule=self.datamodule, verbose=False)

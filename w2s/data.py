@@ -56,6 +56,8 @@ class W2SDataModule(L.LightningDataModule):
         self.selection = selection or Selection()
         self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
         self.report: dict[str, Any] = {}
+        self.target_scores: torch.Tensor | None = None
+        self.target_correct: torch.Tensor | None = None
         self._splits = None
         self._outputs: dict[str, TeacherOutputs] | None = None
         self._train: list[dict] | None = None
@@ -97,6 +99,7 @@ class W2SDataModule(L.LightningDataModule):
             raise W2SError(f"the selection kept no target example (mode {self.selection.mode}); "
                            "lower selection.threshold or use mode fraction")
         correct = torch.as_tensor(np.asarray(target.correct))
+        self.target_scores, self.target_correct = scores, correct  # evaluation only (figures), never selection
         self.report = {
             "teacher": {"accuracy": {"source": source.accuracy, "target": target.accuracy},
                         "unparsed": {"source": source.n_unparsed, "target": target.n_unparsed}},
