@@ -123,3 +123,18 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("runs/toy/version_*/results.json"))
+
+
+@pytest.mark.parametrize("trust,arg,value", [
+    ("NeuralTrustFunction", "widht", "3"), ("NeuralTrustFunction", "depth", "deep"),
+    ("LinearProbe", "l2", "strong"), ("LinearProbe", "lambda", "1"),
+    ("Random", "seed", "x"), ("Entropy", "temperature", "2"), ("InternalConfidence", "k", "1"),
+])
+def test_wrong_trust_init_args_fail_at_parse_time(tmp_path, trust, arg, value):
+    """A wrong init_args name or type is jsonargparse's message, before any model is loaded or world built."""
+    proc = run_main("fit", "--config", str(ROOT / "configs" / "toy.yaml"), "--trust", trust,
+                    f"--trust.init_args.{arg}", value, "--data.teacher.model", str(tmp_path / "never_loaded"),
+                    cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert arg in proc.stderr or value in proc.stderr
+    assert not (tmp_path / "runs").exists()
