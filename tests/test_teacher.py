@@ -95,3 +95,33 @@ def test_nan_hidden_states_are_refused(teacher_model, mixed_split, monkeypatch):
     monkeypatch.setattr(model, "generate", poisoned)
     with pytest.raises(W2SError, match="NaN/Inf"):
         _run(teacher_model, mixed_split, batch_size=8)
+
+
+def test_extra_features_equal_a_plain_forward(teacher_model, mixed_split):
+    model, tokenizer = teacher_model
+    out = _run(teacher_model, mixed_split, batch_size=8, features=["0:produced", "-1:prompt_mean"])
+    assert set(out.features) == {"0:produced", "-1:prompt_mean"}
+    task = LocalMultipleChoice("")
+    for i in (0, 13, 23):
+        ids = tokenizer(task.prompt(mixed_split[i]), return_tensors="pt").input_ids
+        with torch.no_grad():
+            states = model(input_ids=ids, output_hidden_states=True).hidden_states
+        assert np.allclose(out.features["0:produced"][i], states[0][0, -1].numpy(), atol=1e-4)
+        assert np.allclose(out.features["-1:prompt_mean"][i], states[-1][0].mean(0).numpy(), atol=1e-4)
+
+
+def test_features_survive_the_cache_and_change_its_key(tiny_world, cache_root, tmp_path):
+    task = LocalMultipleChoice(str(tiny_world / "data"))
+    split = task.load()["source"]
+    teacher = Teacher(str(tiny_world / "teacher"), batch_size=16, features=["-1:prompt_mean"])
+    assert teacher.cache_key(task, split) != Teacher(str(tiny_world / "teacher"), batch_size=16).cache_key(task, split)
+    first = teacher.label(task, {"source": split})["source"]
+    again = teacher.label(task, {"source": split})["source"]
+    assert np.array_equal(np.asarray(first.features["-1:prompt_mean"]), np.asarray(again.features["-1:prompt_mean"]))
+
+
+@pytest.mark.parametrize("feature,match", [("last:produced", "not '<layer>:<pooling>'"),
+                                           ("1:max", "not '<layer>:<pooling>'"), ("7:produced", "layer 7 does not")])
+def test_bad_feature_names_are_clear(teacher_model, mixed_split, feature, match):
+    with pytest.raises(W2SError, match=match):
+        _run(teacher_model, mixed_split, features=[feature])

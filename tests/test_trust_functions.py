@@ -57,3 +57,22 @@ def test_reference_rows():
     assert GroundTruth().keep_all and GroundTruth().uses_gold_labels
     assert torch.equal(Random(seed=3).score(out), Random(seed=3).score(out))
     assert not torch.equal(Random(seed=3).score(out), Random(seed=4).score(out))
+
+
+def test_trust_features_pick_and_concatenate_cached_states():
+    from dataclasses import replace
+
+    from trust_functions.base import feature_matrix
+
+    out = _outputs(50, 0)
+    extra = np.ones((50, 3), np.float32)
+    out = replace(out, features={"1:prompt_mean": extra})
+    assert feature_matrix(out).shape == (50, 16)
+    both = feature_matrix(out, ["1:prompt_mean", "hidden"])
+    assert both.shape == (50, 19) and torch.equal(both[:, :3], torch.ones(50, 3))
+    with pytest.raises(W2SError, match="'0:produced' was not cached by the teacher.*data.teacher.features"):
+        feature_matrix(out, ["0:produced"])
+    L.seed_everything(0)
+    ntf = NeuralTrustFunction(max_epochs=2, features=["1:prompt_mean", "hidden"])
+    ntf.fit(out)
+    assert ntf.score(out).shape == (50,)

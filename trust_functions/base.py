@@ -43,3 +43,20 @@ def require_both_classes(source: TeacherOutputs) -> None:
             f"the teacher is {state} on all {len(correct)} source examples, so a trust function cannot learn "
             "when to trust it; use a larger or harder source set (or another teacher)"
         )
+
+
+def feature_matrix(outputs: TeacherOutputs, features: list[str] | None = None) -> torch.Tensor:
+    """``[N, d]`` float32 inputs of a hidden-state trust function: the teacher's default state g(x, ŷ)
+    (``"hidden"``), or the named cached features (``"<layer>:<pooling>"``) concatenated in the given order."""
+    names = features or ["hidden"]
+    parts = []
+    for name in names:
+        if name == "hidden":
+            parts.append(np.asarray(outputs.hidden, dtype=np.float32))
+        elif name in outputs.features:
+            parts.append(np.asarray(outputs.features[name], dtype=np.float32))
+        else:
+            cached = ", ".join(["hidden", *sorted(outputs.features)])
+            raise W2SError(f"trust feature {name!r} was not cached by the teacher (cached: {cached}); "
+                           f"add it to data.teacher.features")
+    return torch.from_numpy(np.concatenate(parts, axis=1))

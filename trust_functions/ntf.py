@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from trust_functions.base import TrustFunction, require_both_classes
+from trust_functions.base import TrustFunction, feature_matrix, require_both_classes
 from w2s import metrics
 from w2s.teacher import TeacherOutputs
 
@@ -98,6 +98,8 @@ class NeuralTrustFunction(TrustFunction):
         batch_size: training batch size.
         val_fraction: share of the source set held out (stratified) for model selection and source metrics.
         standardize: standardise inputs with the source set's per-dimension mean and std.
+        features: which cached teacher states to read, concatenated (``"hidden"`` = the default g(x, ŷ);
+            ``"<layer>:<pooling>"`` = a feature listed in ``data.teacher.features``); default ``["hidden"]``.
     """
 
     def __init__(
@@ -113,8 +115,9 @@ class NeuralTrustFunction(TrustFunction):
         batch_size: int = 64,
         val_fraction: float = 0.2,
         standardize: bool = False,
+        features: list[str] | None = None,
     ) -> None:
-        self.standardize = standardize
+        self.standardize, self.features = standardize, features
         self.width, self.depth, self.expansion = width, depth, expansion
         self.dropout, self.drop_path, self.lr, self.weight_decay = dropout, drop_path, lr, weight_decay
         self.max_epochs, self.batch_size, self.val_fraction = max_epochs, batch_size, val_fraction
@@ -123,7 +126,7 @@ class NeuralTrustFunction(TrustFunction):
 
     def fit(self, source: TeacherOutputs) -> None:
         require_both_classes(source)
-        x = torch.from_numpy(np.array(source.hidden, dtype=np.float32))
+        x = feature_matrix(source, self.features)
         y = torch.from_numpy(np.asarray(source.correct, dtype=np.float32))
         train, val = stratified_split(y, self.val_fraction)
         network = NTFNetwork(x.shape[1], self.width, self.depth, self.expansion, self.dropout, self.drop_path)
@@ -150,7 +153,7 @@ class NeuralTrustFunction(TrustFunction):
     def score(self, target: TeacherOutputs) -> torch.Tensor:
         if self.network is None:
             raise RuntimeError("NeuralTrustFunction.score called before fit")
-        return self._predict(torch.from_numpy(np.array(target.hidden, dtype=np.float32)))
+        return self._predict(feature_matrix(target, self.features))
 
 
 def stratified_split(y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trust_functions.base import TrustFunction, require_both_classes
+from trust_functions.base import TrustFunction, feature_matrix, require_both_classes
 from trust_functions.ntf import stratified_split
 from w2s import metrics
 from w2s.teacher import TeacherOutputs
@@ -21,16 +21,18 @@ class LinearProbe(TrustFunction):
         l2: weight of the L2 penalty on the weights (mean loss + ``l2`` * ||w||²).
         max_iter: L-BFGS iterations.
         val_fraction: share of the source set held out (stratified) for the source metrics.
+        features: cached teacher states to read, as for ``NeuralTrustFunction``.
     """
 
-    def __init__(self, l2: float = 1e-3, max_iter: int = 200, val_fraction: float = 0.2) -> None:
-        self.l2, self.max_iter, self.val_fraction = l2, max_iter, val_fraction
+    def __init__(self, l2: float = 1e-3, max_iter: int = 200, val_fraction: float = 0.2,
+                 features: list[str] | None = None) -> None:
+        self.l2, self.max_iter, self.val_fraction, self.features = l2, max_iter, val_fraction, features
         self.linear: torch.nn.Linear | None = None
         self.source_val: dict[str, float] = {}
 
     def fit(self, source: TeacherOutputs) -> None:
         require_both_classes(source)
-        x = torch.from_numpy(np.array(source.hidden, dtype=np.float32))
+        x = feature_matrix(source, self.features)
         y = torch.from_numpy(np.asarray(source.correct, dtype=np.float32))
         train, val = stratified_split(y, self.val_fraction)
         n_pos = float(y[train].sum())
@@ -60,4 +62,4 @@ class LinearProbe(TrustFunction):
     def score(self, target: TeacherOutputs) -> torch.Tensor:
         if self.linear is None:
             raise RuntimeError("LinearProbe.score called before fit")
-        return self._predict(torch.from_numpy(np.array(target.hidden, dtype=np.float32)))
+        return self._predict(feature_matrix(target, self.features))

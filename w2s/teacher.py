@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +34,7 @@ class TeacherOutputs:
         token_logprobs: ``[N]`` mean log-prob of the generated answer tokens.
         token_entropy: ``[N]`` mean entropy of the next-token distribution over the generated tokens.
         correct: ``[N]`` whether the weak label equals the gold label; ``None`` when hidden from a trust function.
+        features: extra ``[N, d]`` hidden-state features by name (``"<layer>:<pooling>"``, see ``Teacher``).
     """
 
     ids: list[str]
@@ -44,6 +45,7 @@ class TeacherOutputs:
     token_logprobs: np.ndarray
     token_entropy: np.ndarray
     correct: np.ndarray | None
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -73,6 +75,9 @@ class Teacher:
             the final generation step); ``appended`` = the state at the final generated token itself.
         dtype: model dtype (``auto``, ``float32``, ``bfloat16``...).
         trust_remote_code: allow code shipped with the checkpoint to run (off by default).
+        features: extra hidden-state features to cache for trust functions, each ``"<layer>:<pooling>"`` with
+            pooling ``produced`` (the state that produced the final generated token) or ``prompt_mean`` (the
+            mean over the prompt tokens), e.g. ``["1:produced", "-1:prompt_mean"]``.
     """
 
     def __init__(
@@ -84,18 +89,21 @@ class Teacher:
         position: Literal["produced", "appended"] = "produced",
         dtype: str = "auto",
         trust_remote_code: bool = False,
+        features: list[str] | None = None,
     ) -> None:
         if batch_size < 1 or max_new_tokens < 1:
             raise W2SError(f"teacher batch_size and max_new_tokens must be ≥ 1 (got {batch_size}, {max_new_tokens})")
         self.model, self.batch_size, self.max_new_tokens = model, batch_size, max_new_tokens
         self.layer, self.position, self.dtype, self.trust_remote_code = layer, position, dtype, trust_remote_code
+        self.features = sorted(set(features or []))
+        self._feature_specs = {name: parse_feature(name) for name in self.features}
 
     # ---- cache -------------------------------------------------------------------------------------------
     def cache_key(self, task: Task, split: datasets.Dataset) -> str:
         data = hashlib.sha256()
         for example in split:
             data.update(json.dumps([task.prompt(example), task.gold(example)]).encode())
-        settings = {k: getattr(self, k) for k in ("max_new_tokens", "layer", "position", "dtype")}
+        settings = {k: getattr(self, k) for k in ("max_new_tokens", "layer", "position", "dtype", "features")}
         return stable_hash([CACHE_VERSION, model_fingerprint(self.model), task.fingerprint(), data.hexdigest(),
                             settings])
 
@@ -122,6 +130,11 @@ class Teacher:
         lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=True).input_ids]
         order = np.argsort(lengths, kind="stable")
         option_ids = _option_token_ids(task, tokenizer, examples)
+        n_states = model.config.get_text_config().num_hidden_layers + 1
+        for name, layer in [(f"layer {self.layer}", self.layer), *((n, l) for n, (l, _) in self._feature_specs.items())]:
+            if not -n_states <= layer < n_states:
+                raise W2SError(f"teacher feature {name!r}: layer {layer} does not exist (the teacher has "
+                               f"{n_states} hidden states: 0 = embeddings ... {n_states - 1} = last layer, or -1)")
         rows: list[dict] = [None] * len(examples)  # type: ignore[list-item]
         for start in tqdm(range(0, len(order), self.batch_size), desc=desc, unit="batch"):
             idx = order[start : start + self.batch_size]
@@ -132,11 +145,13 @@ class Teacher:
         weak = [task.parse(r["generation"]) for r in rows]
         gold = [task.gold(ex) for ex in examples]
         hidden = np.stack([r["hidden"] for r in rows]).astype(np.float32)
-        bad = ~np.isfinite(hidden).all(axis=1)
-        if bad.any():
-            first = examples[int(np.argmax(bad))]["id"]
-            raise W2SError(f"teacher hidden states contain NaN/Inf for {int(bad.sum())} examples (first: {first}); "
-                           "run the teacher in float32 (teacher.dtype: float32)")
+        features = {name: np.stack([r[f"feature:{name}"] for r in rows]).astype(np.float32) for name in self.features}
+        for name, values in {"hidden": hidden, **features}.items():
+            bad = ~np.isfinite(values).all(axis=1)
+            if bad.any():
+                first = examples[int(np.argmax(bad))]["id"]
+                raise W2SError(f"teacher hidden states ({name}) contain NaN/Inf for {int(bad.sum())} examples "
+                               f"(first: {first}); run the teacher in float32 (teacher.dtype: float32)")
         return TeacherOutputs(
             ids=[str(ex["id"]) for ex in examples],
             generations=[r["generation"] for r in rows],
@@ -146,6 +161,7 @@ class Teacher:
             token_logprobs=np.array([r["token_logprob"] for r in rows], dtype=np.float32),
             token_entropy=np.array([r["token_entropy"] for r in rows], dtype=np.float32),
             correct=np.array([w is not None and w == g for w, g in zip(weak, gold)]),
+            features=features,
         )
 
     def _generate(self, model, tokenizer, prompts: list[str], option_ids: np.ndarray | None) -> dict[str, list]:
@@ -161,11 +177,20 @@ class Teacher:
         final = (n_tokens - 1).clamp(min=0)  # index of the final generated (answer) token
         rows = torch.arange(len(prompts), device=generated.device)
 
+        def produced(layer: int) -> torch.Tensor:  # the state at the last input position of the final step
+            return torch.stack([h[layer][:, -1] for h in out.hidden_states], 1)[rows, final]
+
         if self.position == "produced":
-            steps = torch.stack([h[self.layer][:, -1] for h in out.hidden_states], 1)  # [B, T, d]
-            hidden = steps[rows, final]
+            hidden = produced(self.layer)
         else:
             hidden = self._appended_state(model, out.sequences, enc.attention_mask, prompt_len + final)
+        extra = {}
+        for name, (layer, pooling) in self._feature_specs.items():
+            if pooling == "produced":
+                extra[name] = produced(layer)
+            else:  # prompt_mean: the first step's states cover the (left-padded) prompt
+                mask = enc.attention_mask.unsqueeze(-1).to(out.hidden_states[0][layer].dtype)
+                extra[name] = (out.hidden_states[0][layer] * mask).sum(1) / mask.sum(1)
 
         logprobs = torch.stack(out.logits, 1).float().log_softmax(-1)  # [B, T, V]
         chosen = logprobs.gather(-1, generated.unsqueeze(-1)).squeeze(-1)
@@ -178,6 +203,8 @@ class Teacher:
             "token_logprob": ((chosen * keep).sum(1) / keep.sum(1)).cpu().tolist(),
             "token_entropy": ((entropy * keep).sum(1) / keep.sum(1)).cpu().tolist(),
         }
+        for name, values in extra.items():
+            result[f"feature:{name}"] = list(values.float().cpu().numpy())
         if option_ids is not None:
             ids = torch.as_tensor(option_ids, device=logprobs.device)
             result["option_logprobs"] = list(logprobs[:, 0].gather(-1, ids).cpu().numpy())
@@ -208,6 +235,27 @@ def model_fingerprint(name: str) -> dict:
     return {"path": str(path.resolve()), "files": [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]}
 
 
+POOLINGS = ("produced", "prompt_mean")
+
+
+def parse_feature(name: str) -> tuple[int, str]:
+    """``"<layer>:<pooling>"`` → ``(layer, pooling)``, with one clear error for anything else."""
+    layer, _, pooling = name.partition(":")
+    try:
+        index = int(layer)
+    except ValueError:
+        index = None
+    if index is None or pooling not in POOLINGS:
+        raise W2SError(f"teacher feature {name!r} is not '<layer>:<pooling>' with an integer layer and pooling "
+                       f"one of {', '.join(POOLINGS)} (e.g. '-1:prompt_mean')")
+    return index, pooling
+
+
+def _feature_file(name: str) -> str:
+    layer, pooling = parse_feature(name)
+    return f"feature_{layer}_{pooling}.npy"
+
+
 ARRAYS = ("hidden", "option_logprobs", "token_logprobs", "token_entropy", "correct")
 
 
@@ -218,8 +266,11 @@ def save_outputs(outputs: TeacherOutputs, target: Path, manifest: dict) -> None:
             value = getattr(outputs, name)
             if value is not None:
                 np.save(tmp / f"{name}.npy", value)
+        for name, values in outputs.features.items():
+            np.save(tmp / _feature_file(name), values)
         (tmp / "outputs.json").write_text(json.dumps(
-            {"ids": outputs.ids, "generations": outputs.generations, "weak_labels": outputs.weak_labels}))
+            {"ids": outputs.ids, "generations": outputs.generations, "weak_labels": outputs.weak_labels,
+             "features": sorted(outputs.features)}))
 
 
 def load_outputs(path: Path) -> TeacherOutputs:
@@ -229,8 +280,10 @@ def load_outputs(path: Path) -> TeacherOutputs:
         meta = json.loads((path / "outputs.json").read_text())
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r" if name == "hidden" else None)
                   if (path / f"{name}.npy").exists() else None for name in ARRAYS}
-        if any(len(a) != manifest["n"] for a in arrays.values() if a is not None) or len(meta["ids"]) != manifest["n"]:
+        features = {name: np.load(path / _feature_file(name), mmap_mode="r") for name in meta.get("features", [])}
+        lengths = [len(a) for a in [*arrays.values(), *features.values()] if a is not None] + [len(meta["ids"])]
+        if any(n != manifest["n"] for n in lengths):
             raise ValueError("array lengths disagree with the manifest")
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, W2SError) as e:
         raise W2SError(f"teacher cache {path} is corrupt ({e}); delete that directory and rerun") from None
-    return TeacherOutputs(meta["ids"], meta["generations"], meta["weak_labels"], **arrays)
+    return TeacherOutputs(meta["ids"], meta["generations"], meta["weak_labels"], **arrays, features=features)
