@@ -39,12 +39,12 @@ def tiny_world(cache_root, tiny_spec) -> Path:
     return ensure_world(spec=tiny_spec)
 
 
-def run_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_main(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``main.py`` in a subprocess, as a user would."""
     if cwd is not None:
         cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=os.environ.copy(), timeout=600)
+                          cwd=cwd or ROOT, env=os.environ.copy(), timeout=timeout)
 
 
 def tiny_args(world: Path, *extra: str) -> list[str]:

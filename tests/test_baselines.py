@@ -63,3 +63,26 @@ def test_scores_do_not_depend_on_the_target_gold_labels(make):
     target = replace(_outputs(100, 1), option_logprobs=np.log(probs).astype(np.float32))
     shuffled = replace(target, correct=np.random.default_rng(2).permutation(target.correct))
     assert torch.equal(trust.score(target), trust.score(shuffled))
+
+
+def test_icl_confidence_runs_a_cached_few_shot_pass(tiny_world, cache_root, monkeypatch):
+    from trust_functions import ICLConfidence
+    from trust_functions.icl import FewShot
+    from w2s.tasks import LocalMultipleChoice
+    from w2s.teacher import Teacher
+
+    task = LocalMultipleChoice(str(tiny_world / "data"))
+    splits = task.load()
+    teacher = Teacher(str(tiny_world / "teacher"), batch_size=32)
+    icl = ICLConfidence(k=2, seed=1)
+    prefix = icl.shots_prefix(task, splits["source"])
+    assert prefix == ICLConfidence(k=2, seed=1).shots_prefix(task, splits["source"]) != ICLConfidence(k=2, seed=2).shots_prefix(task, splits["source"])
+    assert prefix.count("Answer:") == 2 and FewShot(task, prefix).prompt(splits["target"][0]).startswith(prefix)
+    icl.prepare(teacher, task, splits)
+    target = teacher.label(task, {"target": splits["target"]})["target"]
+    scores = icl.score(target.without_labels())
+    assert scores.shape == (len(target),) and ((scores >= 0) & (scores <= 1)).all()
+    monkeypatch.setattr("w2s.teacher.load_causal_lm", lambda *a, **k: pytest.fail("few-shot pass not cached"))
+    again = ICLConfidence(k=2, seed=1)
+    again.prepare(teacher, task, splits)
+    assert torch.equal(again.score(target), scores)

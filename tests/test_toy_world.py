@@ -54,7 +54,8 @@ def test_default_toy_config_shows_the_effect(tmp_path):
     finals = {}
     for trust in ("NeuralTrustFunction", "Naive"):
         proc = run_main("fit", "--config", str(ROOT / "configs" / "toy.yaml"), "--trust", trust,
-                        "--trainer.enable_progress_bar", "false", cwd=tmp_path / trust)
+                        "--trainer.enable_progress_bar", "false", cwd=tmp_path / trust,
+                        timeout=1500)  # the first run builds the default world (~6 min on 2 cores)
         assert proc.returncode == 0, proc.stderr[-3000:]
         (results,) = (tmp_path / trust).glob("runs/toy/version_*/results.json")
         finals[trust] = json.loads(results.read_text())

@@ -23,6 +23,12 @@ class TrustFunction:
     keep_all: bool = False
     uses_gold_labels: bool = False
 
+    def prepare(self, teacher, task, splits) -> None:
+        """Run any extra teacher pass the trust function needs (e.g. few-shot prompts); default: none.
+
+        Called by the data module before :meth:`fit` with the ``Teacher``, the ``Task`` and its splits.
+        """
+
     def fit(self, source: TeacherOutputs) -> None:
         """Learn from the teacher's outputs on the labeled source set (default: nothing to learn)."""
 

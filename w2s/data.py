@@ -89,6 +89,7 @@ class W2SDataModule(L.LightningDataModule):
     # ---- steps 3-4: trust and selection --------------------------------------------------------------------
     def _trusted_subset(self, outputs: dict[str, TeacherOutputs]) -> list[dict]:
         source, target = outputs["source"], outputs["target"]
+        self.trust.prepare(self.teacher, self.task, self.splits)
         self.trust.fit(source)
         scores = torch.as_tensor(self.trust.score(target.without_labels()), dtype=torch.float32).flatten()
         if scores.shape != (len(target),) or not torch.isfinite(scores).all():

@@ -220,7 +220,7 @@ class Teacher:
 
 def _option_token_ids(task: Task, tokenizer, examples: list[dict]) -> np.ndarray | None:
     """First token id of each option's completion (``" A"``, ``" B"``...) for multiple-choice tasks."""
-    if not isinstance(task, MultipleChoiceTask):
+    if not isinstance(task, MultipleChoiceTask) and not hasattr(task, "option_token_ids"):  # or a wrapper of one
         return None
     widest = max(examples, key=lambda ex: len(task.options(ex)))
     return np.tile(np.array(task.option_token_ids(tokenizer, widest)), (len(examples), 1))
