@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -43,3 +45,11 @@ def test_purity_at_n_counts_the_most_trusted():
 @pytest.mark.parametrize("method,base,gt,expected", [(0.9, 0.5, 0.9, 100.0), (0.7, 0.5, 0.9, 50.0), (0.4, 0.5, 0.9, -25.0)])
 def test_recovery(method, base, gt, expected):
     assert metrics.recovery(method, base, gt) == pytest.approx(expected)
+
+
+def test_trust_metrics_bundle_and_one_class_auc():
+    scores, correct = torch.tensor([0.9, 0.2, 0.7, 0.4]), torch.tensor([1, 0, 1, 1])
+    assert metrics.trust_metrics(scores, correct) == {"auc": metrics.auc(scores, correct),
+                                                      "ece": metrics.ece(scores, correct),
+                                                      "brier": metrics.brier(scores, correct)}
+    assert math.isnan(metrics.trust_metrics(scores, torch.ones(4))["auc"])

@@ -66,3 +66,25 @@ def feature_matrix(outputs: TeacherOutputs, features: list[str] | None = None) -
             raise W2SError(f"trust feature {name!r} was not cached by the teacher (cached: {cached}); "
                            f"add it to data.teacher.features")
     return torch.from_numpy(np.concatenate(parts, axis=1))
+
+
+def stratified_split(y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train / validation indices with the same share of each class in both (global RNG)."""
+    train, val = [], []
+    for cls in (0, 1):
+        idx = torch.nonzero(y == cls).flatten()
+        idx = idx[torch.randperm(len(idx))]
+        n_val = max(1, int(round(fraction * len(idx))))
+        val.append(idx[:n_val]), train.append(idx[n_val:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+def split_source(source: TeacherOutputs, features: list[str] | None, val_fraction: float):
+    """What a learned trust function trains on: inputs ``x``, correctness ``y``, stratified ``train`` / ``val``
+    indices and the class weight of the correct labels (wrong / right count in ``train``)."""
+    require_both_classes(source)
+    x = feature_matrix(source, features)
+    y = torch.from_numpy(np.asarray(source.correct, dtype=np.float32))
+    train, val = stratified_split(y, val_fraction)
+    n_pos = float(y[train].sum())
+    return x, y, train, val, (len(train) - n_pos) / n_pos

@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from trust_functions.base import TrustFunction, feature_matrix, require_both_classes
+from trust_functions.base import TrustFunction, feature_matrix, split_source
 from w2s import metrics
 from w2s.teacher import TeacherOutputs
 
@@ -125,16 +124,12 @@ class NeuralTrustFunction(TrustFunction):
         self.source_val: dict[str, float] = {}
 
     def fit(self, source: TeacherOutputs) -> None:
-        require_both_classes(source)
-        x = feature_matrix(source, self.features)
-        y = torch.from_numpy(np.asarray(source.correct, dtype=np.float32))
-        train, val = stratified_split(y, self.val_fraction)
+        x, y, train, val, pos_weight = split_source(source, self.features, self.val_fraction)
         network = NTFNetwork(x.shape[1], self.width, self.depth, self.expansion, self.dropout, self.drop_path)
         if self.standardize:
             network.mean.copy_(x[train].mean(0))
             network.std.copy_(x[train].std(0).clamp(min=1e-6))
-        n_pos = float(y[train].sum())
-        module = NTFModule(network, (len(train) - n_pos) / n_pos, self.lr, self.weight_decay)
+        module = NTFModule(network, pos_weight, self.lr, self.weight_decay)
         trainer = L.Trainer(max_epochs=self.max_epochs, logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
         trainer.fit(module,
@@ -143,8 +138,7 @@ class NeuralTrustFunction(TrustFunction):
         network.load_state_dict(module.best_state)
         self.network = network.eval()
         scores = self._predict(x[val])
-        self.source_val = {"auc": metrics.auc(scores, y[val]), "ece": metrics.ece(scores, y[val]),
-                           "brier": metrics.brier(scores, y[val])}
+        self.source_val = metrics.trust_metrics(scores, y[val])
 
     @torch.no_grad()
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,13 +149,3 @@ class NeuralTrustFunction(TrustFunction):
             raise RuntimeError("NeuralTrustFunction.score called before fit")
         return self._predict(feature_matrix(target, self.features))
 
-
-def stratified_split(y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train / validation indices with the same share of each class in both (global RNG)."""
-    train, val = [], []
-    for cls in (0, 1):
-        idx = torch.nonzero(y == cls).flatten()
-        idx = idx[torch.randperm(len(idx))]
-        n_val = max(1, int(round(fraction * len(idx))))
-        val.append(idx[:n_val]), train.append(idx[n_val:])
-    return torch.cat(train).sort().values, torch.cat(val).sort().values

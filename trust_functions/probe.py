@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trust_functions.base import TrustFunction, feature_matrix, require_both_classes
-from trust_functions.ntf import stratified_split
+from trust_functions.base import TrustFunction, feature_matrix, split_source
 from w2s import metrics
 from w2s.teacher import TeacherOutputs
 
@@ -31,12 +29,8 @@ class LinearProbe(TrustFunction):
         self.source_val: dict[str, float] = {}
 
     def fit(self, source: TeacherOutputs) -> None:
-        require_both_classes(source)
-        x = feature_matrix(source, self.features)
-        y = torch.from_numpy(np.asarray(source.correct, dtype=np.float32))
-        train, val = stratified_split(y, self.val_fraction)
-        n_pos = float(y[train].sum())
-        pos_weight = torch.tensor((len(train) - n_pos) / n_pos)
+        x, y, train, val, pos_weight = split_source(source, self.features, self.val_fraction)
+        pos_weight = torch.tensor(pos_weight)
         linear = torch.nn.Linear(x.shape[1], 1)
         torch.nn.init.zeros_(linear.weight), torch.nn.init.zeros_(linear.bias)
         opt = torch.optim.LBFGS(linear.parameters(), max_iter=self.max_iter, line_search_fn="strong_wolfe")
@@ -52,8 +46,7 @@ class LinearProbe(TrustFunction):
         opt.step(closure)
         self.linear = linear.eval()
         scores = self._predict(x[val])
-        self.source_val = {"auc": metrics.auc(scores, y[val]), "ece": metrics.ece(scores, y[val]),
-                           "brier": metrics.brier(scores, y[val])}
+        self.source_val = metrics.trust_metrics(scores, y[val])
 
     @torch.no_grad()
     def _predict(self, x: torch.Tensor) -> torch.Tensor:

@@ -55,7 +55,7 @@ class W2SCLI(LightningCLI):
             return
         from w2s.plots import trust_figures  # matplotlib loads only when a figure is drawn
 
-        chosen = None if self.datamodule.trust.keep_all else dm.report["selection"]["n"]
+        chosen = None if dm.trust.keep_all else dm.report["selection"]["n"]
         for tag, figure in trust_figures(dm.target_scores, dm.target_correct, chosen).items():
             experiment.add_figure(tag, figure, global_step=self.trainer.global_step)
 

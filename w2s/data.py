@@ -104,7 +104,7 @@ class W2SDataModule(L.LightningDataModule):
         self.report = {
             "teacher": {"accuracy": {"source": source.accuracy, "target": target.accuracy},
                         "unparsed": {"source": source.n_unparsed, "target": target.n_unparsed}},
-            "trust": {"name": self.trust.name, **self._trust_metrics(scores, correct),
+            "trust": {"name": self.trust.name, **metrics.trust_metrics(scores, correct),
                       "purity": float(correct[chosen].float().mean()),
                       "source_val": getattr(self.trust, "source_val", {})},
             "selection": {"n": len(chosen), "mode": "all" if self.trust.keep_all else self.selection.mode,
@@ -116,12 +116,6 @@ class W2SDataModule(L.LightningDataModule):
         keep = [(int(i), y) for i, y in zip(chosen, labels) if y is not None]
         self.report["selection"]["skipped_unparsed"] = len(chosen) - len(keep)
         return [self._train_example(target_examples[i], y) for i, y in keep]
-
-    @staticmethod
-    def _trust_metrics(scores: torch.Tensor, correct: torch.Tensor) -> dict[str, float]:
-        one_class = bool(correct.all() or not correct.any())  # AUC is undefined then
-        return {"auc": float("nan") if one_class else metrics.auc(scores, correct),
-                "ece": metrics.ece(scores, correct), "brier": metrics.brier(scores, correct)}
 
     # ---- student batches -----------------------------------------------------------------------------------
     def _prompt_ids(self, example: dict) -> list[int]:

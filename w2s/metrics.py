@@ -42,3 +42,10 @@ def recovery(method: float, base: float, gt: float) -> float:
     if gt == base:
         return float("nan")
     return (method - base) / (gt - base) * 100.0
+
+
+def trust_metrics(scores, correct) -> dict[str, float]:
+    """AUC, ECE and Brier of trust scores in one dict; AUC is NaN when every weak label is right (or wrong)."""
+    s, c = _as_tensors(scores, correct)
+    one_class = bool(c.all() or not c.any())
+    return {"auc": float("nan") if one_class else auc(s, c), "ece": ece(s, c), "brier": brier(s, c)}
