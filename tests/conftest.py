@@ -29,6 +29,7 @@ def tiny_spec():
         seed=0, n_entities=40, test_fraction=0.3,
         teacher=dict(hidden=32, layers=1, steps=150, lr=1e-2, qa_fraction=0.5),
         student=dict(hidden=32, layers=1, steps=150, lr=1e-2, qa_fraction=0.25),
+        reward=dict(hidden=32, layers=1, steps=150, lr=1e-2, coverage=0.5),
     )
 
 

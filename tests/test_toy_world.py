@@ -72,7 +72,8 @@ def test_building_a_world_leaves_the_global_random_stream_alone(cache_root):
     from w2s.toy import ensure_world
 
     spec = WorldSpec(seed=7, n_entities=12, teacher=dict(hidden=16, layers=1, steps=2, qa_fraction=0.5),
-                     student=dict(hidden=16, layers=1, steps=2, qa_fraction=0.25))
+                     student=dict(hidden=16, layers=1, steps=2, qa_fraction=0.25),
+                     reward=dict(hidden=16, layers=1, steps=2, coverage=0.5))
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)

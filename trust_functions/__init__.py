@@ -6,7 +6,8 @@ from trust_functions.entropy import Entropy
 from trust_functions.icl import ICLConfidence
 from trust_functions.ntf import NeuralTrustFunction
 from trust_functions.probe import LinearProbe
+from trust_functions.reward_model import RewardModel
 from trust_functions.simple import GroundTruth, Naive, Random
 
-__all__ = ["Entropy", "GroundTruth", "ICLConfidence", "InternalConfidence", "LinearProbe", "Naive", "NeuralTrustFunction", "Random",
-           "TrustFunction"]
+__all__ = ["Entropy", "GroundTruth", "ICLConfidence", "InternalConfidence", "LinearProbe", "Naive", "NeuralTrustFunction",
+           "Random", "RewardModel", "TrustFunction"]

@@ -44,6 +44,7 @@ class W2SCLI(LightningCLI):
             scalars = {k: v for k, v in flatten(results).items() if isinstance(v, (int, float)) and k != "seed"}
             self.trainer.logger.log_metrics(scalars, step=self.trainer.global_step)
             self._log_figures()
+            self._log_hparams(results)
             self.trainer.logger.finalize("success")
         print(summary(results, log_dir))
 
@@ -58,6 +59,27 @@ class W2SCLI(LightningCLI):
         chosen = None if dm.trust.keep_all else dm.report["selection"]["n"]
         for tag, figure in trust_figures(dm.target_scores, dm.target_correct, chosen).items():
             experiment.add_figure(tag, figure, global_step=self.trainer.global_step)
+
+    def _log_hparams(self, results: dict) -> None:
+        """One row of TensorBoard's HParams dashboard: trust function, n, seed → student accuracy, trust AUC and
+        recovery (``compare`` writes ``hp/recovery`` once the ground-truth row of the seed has run)."""
+        experiment = getattr(self.trainer.logger, "experiment", None)
+        if not hasattr(experiment, "_get_file_writer"):
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        params = {"trust": results["trust"]["name"], "n": results["selection"]["n"],
+                  "seed": results["seed"] if results["seed"] is not None else -1,
+                  "labels": results["selection"]["labels"]}
+        values = {"hp/student_accuracy": results["student"]["accuracy"]["final"],
+                  "hp/trust_auc": results["trust"]["auc"], "hp/recovery": float("nan")}
+        step = self.trainer.global_step
+        writer = experiment._get_file_writer()
+        for summary_ in hparams(params, values):
+            writer.add_summary(summary_, step)
+        for tag in ("hp/student_accuracy", "hp/trust_auc"):
+            experiment.add_scalar(tag, values[tag], step)
+        experiment.flush()
 
     def _evaluate(self, method, key: str) -> float:
         method(self.model, datamodule=self.datamodule, verbose=False)
@@ -89,10 +111,19 @@ def summary(results: dict, log_dir: Path) -> str:
     ])
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of ``main.py``: a W2SError becomes one ``error:`` line and exit status 2."""
+def main(args: list[str] | None = None, exit_on_error: bool = True) -> None:
+    """Entry point of ``main.py``: ``compare ...`` runs the comparison table, anything else is LightningCLI.
+    A W2SError becomes one ``error:`` line and exit status 2 (or is raised, without ``exit_on_error``)."""
+    args = list(sys.argv[1:] if args is None else args)
     try:
-        W2SCLI(LoRASFTStudent, W2SDataModule, save_config_kwargs={"overwrite": True}, args=args)
+        if args[:1] == ["compare"]:
+            from w2s.compare import main as compare
+
+            compare(args[1:])
+        else:
+            W2SCLI(LoRASFTStudent, W2SDataModule, save_config_kwargs={"overwrite": True}, args=args)
     except W2SError as e:
+        if not exit_on_error:
+            raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
+                          PreTrainedTokenizerBase)
 
 from w2s.errors import W2SError
 
-TOY = re.compile(r"^toy:(\d+)/(teacher|student)$")
+TOY = re.compile(r"^toy:(?:([a-z]+)-)?(\d+)/(teacher|student|reward)$")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def resolve(name: str) -> str:
-    """Map ``toy:<seed>/<role>`` to its (built-on-demand) directory; return other names unchanged.
+    """Map ``toy:[<world>-]<seed>/<role>`` to its (built-on-demand) directory; return other names unchanged.
 
     A name that is neither an existing directory nor shaped like a hub id (``org/name``) is a missing path.
     """
@@ -22,7 +23,8 @@ def resolve(name: str) -> str:
     if toy:
         from w2s.toy import ensure_world
 
-        return str(ensure_world(int(toy.group(1))) / toy.group(2))
+        world, seed, role = toy.group(1) or "confident", int(toy.group(2)), toy.group(3)
+        return str(ensure_world(seed, world=world) / role)
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     if not HUB_ID.match(name) or name.startswith((".", "/", "~")):
@@ -54,3 +56,10 @@ def load_causal_lm(name: str, dtype: str = "auto", trust_remote_code: bool = Fal
     """``AutoModelForCausalLM`` in eval mode; ``trust_remote_code`` stays off unless asked for."""
     return _load("model", name, AutoModelForCausalLM.from_pretrained, dtype=dtype,
                  trust_remote_code=trust_remote_code).eval()
+
+
+def load_reward_model(name: str, dtype: str = "auto", trust_remote_code: bool = False) -> PreTrainedModel:
+    """``AutoModelForSequenceClassification`` (a reward model scoring a prompt and its answer) in eval mode."""
+    model = _load("reward model", name, AutoModelForSequenceClassification.from_pretrained, dtype=dtype,
+                  trust_remote_code=trust_remote_code)
+    return model.eval()

@@ -54,6 +54,18 @@ class TeacherOutputs:
         """The view a trust function gets of the target set: no correctness."""
         return replace(self, correct=None)
 
+    def subset(self, index) -> "TeacherOutputs":
+        """The outputs of the examples at ``index`` (e.g. one fold of the source set)."""
+        index = np.asarray(index)
+        pick = lambda a: None if a is None else np.asarray(a)[index]  # noqa: E731
+        return TeacherOutputs(
+            ids=[self.ids[i] for i in index], generations=[self.generations[i] for i in index],
+            weak_labels=[self.weak_labels[i] for i in index], hidden=pick(self.hidden),
+            option_logprobs=pick(self.option_logprobs), token_logprobs=pick(self.token_logprobs),
+            token_entropy=pick(self.token_entropy), correct=pick(self.correct),
+            features={k: pick(v) for k, v in self.features.items()},
+        )
+
     @property
     def accuracy(self) -> float:
         return float(np.mean(self.correct))

@@ -12,19 +12,24 @@ class ToyKnowledge(LocalMultipleChoice):
 
     Args:
         seed: which toy world (knowledge base, splits and toy models all derive from it).
+        world: the named world (``w2s.toy.WORLDS``): ``confident`` (default; the teacher's errors are confident)
+            or ``plain`` (output-layer confidence shows them). Model names must match: ``toy:plain-0/teacher``.
     """
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, world: str = "confident") -> None:
+        from w2s.toy import WorldSpec
+
         super().__init__(path="", answer_prefix_space=True)
-        self.seed = seed
+        WorldSpec.named(world, seed)  # an unknown world fails here, at config parse time
+        self.seed, self.world = seed, world
 
     def load_splits(self) -> datasets.DatasetDict:
         from w2s.toy import ensure_world
 
-        self.path = str(ensure_world(self.seed) / "data")
+        self.path = str(ensure_world(self.seed, world=self.world) / "data")
         return super().load_splits()
 
     def fingerprint(self) -> dict:
         from w2s.toy import world_dir
 
-        return {"class": "ToyKnowledge", "world": world_dir(self.seed).name}
+        return {"class": "ToyKnowledge", "world": world_dir(self.seed, world=self.world).name}

@@ -1,4 +1,5 @@
-"""Tokenizer and tiny Qwen3 models for the toy world, pretrained briefly on CPU and saved like hub models."""
+"""Tokenizer and tiny Qwen3 models for the toy world (a causal LM teacher and student, a sequence-classifier
+reward model), trained briefly on CPU and saved like hub models."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from tqdm.auto import tqdm
-from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
 
 from w2s.toy.world import CorpusSampler
 
@@ -22,8 +23,9 @@ def build_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=core, padding_side="left", **SPECIAL)
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int, seed: int) -> Qwen3ForCausalLM:
-    """A tiny ``Qwen3ForCausalLM`` from config (random init)."""
+def build_model(tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int, seed: int, reward: bool = False):
+    """A tiny ``Qwen3ForCausalLM`` (or, with ``reward``, a one-logit ``Qwen3ForSequenceClassification``) from
+    config, randomly initialised."""
     torch.manual_seed(seed)
     heads = max(2, hidden // 32)
     config = Qwen3Config(
@@ -39,12 +41,13 @@ def build_model(tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int, se
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
+        num_labels=1,
     )
-    return Qwen3ForCausalLM(config)
+    return (Qwen3ForSequenceClassification if reward else Qwen3ForCausalLM)(config)
 
 
 def pretrain(
-    model: Qwen3ForCausalLM,
+    model: Qwen3ForCausalLM | Qwen3ForSequenceClassification,
     tokenizer: PreTrainedTokenizerFast,
     sampler: CorpusSampler,
     steps: int,
@@ -53,7 +56,8 @@ def pretrain(
     max_length: int = 32,
     desc: str = "pretrain",
 ) -> Qwen3ForCausalLM:
-    """Next-token training on texts from ``sampler`` (AdamW, linear warmup, cosine decay)."""
+    """Next-token training on texts from ``sampler`` or, for a reward model, correctness training on its
+    judged answers (AdamW, linear warmup, cosine decay)."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -62,11 +66,17 @@ def pretrain(
     model.train()
     bar = tqdm(range(steps), desc=desc, leave=False)
     for _ in bar:
-        texts = [sampler.sample() + tokenizer.eos_token for _ in range(batch_size)]
-        enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length,
-                        padding_side="right", return_tensors="pt")
-        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
-        loss = model(**enc, labels=labels).loss
+        if isinstance(model, Qwen3ForSequenceClassification):
+            texts, correct = zip(*(sampler.judged() for _ in range(batch_size)))
+            enc = tokenizer(list(texts), padding=True, padding_side="right", return_tensors="pt")
+            logits = model(**enc).logits.squeeze(-1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor(correct).float())
+        else:
+            texts = [sampler.sample() + tokenizer.eos_token for _ in range(batch_size)]
+            enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length,
+                            padding_side="right", return_tensors="pt")
+            labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
+            loss = model(**enc, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step(), sched.step(), opt.zero_grad(set_to_none=True)

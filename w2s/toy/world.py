@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from w2s.errors import W2SError
 from w2s.tasks.base import LETTERS
 
 FAMILIES: dict[str, list[str]] = {
@@ -62,15 +63,23 @@ class WorldSpec:
     target_families: tuple[str, ...] = ("food", "animal", "metal")
     value_prior: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)
     teacher_coverage: float = 0.5
-    teacher_zipf: float = 0.8
+    teacher_zipf: float = 0.5
     student_zipf: float = 0.0
     test_fraction: float = 0.4
     answer_order: tuple[int, ...] = (3, 2, 1, 0)
-    teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=1200, lr=3e-3, qa_fraction=0.5))
+    teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=2000, lr=3e-3, qa_fraction=0.5))
+    reward: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=600, lr=3e-3, coverage=0.5))
     student: dict = field(default_factory=lambda: dict(hidden=192, layers=3, steps=1000, qa_fraction=0.25))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def named(cls, world: str, seed: int = 0) -> "WorldSpec":
+        """The spec of a named world (see ``WORLDS``) with the given seed."""
+        if world not in WORLDS:
+            raise W2SError(f"unknown toy world {world!r}; choose one of {', '.join(WORLDS)}")
+        return cls(seed=seed, **WORLDS[world])
 
     @property
     def source_format(self) -> Format:
@@ -84,6 +93,19 @@ class WorldSpec:
     def practice_format(self) -> Format:
         """The student's question practice: the source template with the values in their natural order."""
         return SOURCE_TEMPLATE, tuple(range(len(self.value_prior)))
+
+
+# Named worlds. "confident" (the default) has the property the paper's claim rests on: the teacher has read
+# about its covered entities almost evenly (flat popularity, long training), so it answers every question,
+# including those about entities it has never read about, with near-certainty; its output distribution hides
+# the difference, while its hidden states (the mean over the prompt, where the entity's never-trained embedding
+# sits) still show how familiar the entity is. "plain" is the world without that property: a steep popularity
+# law and shorter training leave the teacher visibly unsure off its head, so output-layer confidence ranks its
+# weak labels as well as hidden states do (docs/toy-world-log.md has the numbers).
+WORLDS: dict[str, dict] = {
+    "confident": {},
+    "plain": {"teacher_zipf": 0.8, "teacher": dict(hidden=64, layers=2, steps=1200, lr=3e-3, qa_fraction=0.5)},
+}
 
 
 @dataclass
@@ -114,6 +136,7 @@ def question(kb: KnowledgeBase, entity: int, family: str, fmt: Format) -> dict:
     template, order = fmt
     return {
         "id": f"{kb.entities[entity]}:{family}",
+        "family": family,
         "question": template.format(family=family, entity=kb.entities[entity]),
         "choices": [FAMILIES[family][i] for i in order],
         "answer": LETTERS[order.index(int(kb.facts[family][entity]))],
@@ -155,6 +178,20 @@ class CorpusSampler:
         family = list(FAMILIES)[rng.integers(len(FAMILIES))]
         value = FAMILIES[family][kb.facts[family][entity]]
         return FACT_TEMPLATE.format(entity=kb.entities[entity], family=family, value=value)
+
+    def judged(self) -> tuple[str, bool]:
+        """An answered question and whether the answer is right (half right, half a random wrong letter):
+        the reward model's training data."""
+        from w2s.tasks.base import format_mcqa_prompt
+
+        rng, kb = self.rng, self.kb
+        entity = int(rng.choice(len(kb.entities), p=self.popularity))
+        family = list(FAMILIES)[rng.integers(len(FAMILIES))]
+        ex = question(kb, entity, family, self.qa_formats[rng.integers(len(self.qa_formats))])
+        right = bool(rng.random() < 0.5)
+        letters = LETTERS[: len(ex["choices"])]
+        answer = ex["answer"] if right else rng.choice([x for x in letters if x != ex["answer"]])
+        return format_mcqa_prompt(ex["question"], ex["choices"]) + " " + answer, right
 
 
 def vocabulary(kb: KnowledgeBase) -> list[str]:

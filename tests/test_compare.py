@@ -1,0 +1,100 @@
+"""``main.py compare`` on the tiny toy world: the table, resuming, the feature sweep and the HParams rows."""
+
+import json
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_main
+
+ROWS = ["base", "naive", "entropy", "reward", "probe", "ntf", "gt"]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tiny_world, tmp_path_factory):
+    config = yaml.safe_load((ROOT / "configs" / "toy.yaml").read_text())
+    config["data"]["task"] = {"class_path": "w2s.tasks.LocalMultipleChoice", "init_args": {"path": str(tiny_world / "data")}}
+    config["data"]["teacher"]["model"] = str(tiny_world / "teacher")
+    config["model"]["model"] = str(tiny_world / "student")
+    config["trust"].setdefault("init_args", {})["max_epochs"] = 3
+    config["trainer"]["max_steps"] = 6
+    config["trainer"]["enable_progress_bar"] = False
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def compared(tiny_config, tiny_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "out"
+    args = ["compare", "--config", str(tiny_config), "--seeds", "0", "1", "--rows", *ROWS, "--output_dir", str(out),
+            "--trust_args", json.dumps({"reward": {"model": str(tiny_world / "reward")}}),
+            "--sweep_features", "0:prompt_mean", "--sweep_group", "family"]
+    proc = run_main(*args, cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, args, proc
+
+
+def test_compare_writes_the_table(compared):
+    out, _, proc = compared
+    report = json.loads((out / "results.json").read_text())
+    table = report["table"]
+    assert list(table) == ROWS
+    for seed_index in range(2):
+        assert table["gt"]["recovery %"][seed_index] == pytest.approx(100.0)
+        assert table["base"]["recovery %"][seed_index] == 0.0
+        base, gt = table["base"]["student accuracy"][seed_index], table["gt"]["student accuracy"][seed_index]
+        naive = table["naive"]["student accuracy"][seed_index]
+        assert table["naive"]["recovery %"][seed_index] == pytest.approx((naive - base) / (gt - base) * 100)
+    assert all(a is not None and 0 <= a <= 1 for a in table["entropy"]["trust AUC"])
+    assert table["naive"]["trust AUC"] == [None, None]  # Naive ranks nothing
+    markdown = (out / "table.md").read_text()
+    for label in ("Base student", "Naive", "Entropy", "Reward model", "Linear probe", "NTF", "Ground truth"):
+        assert label in markdown and label in proc.stdout
+    assert " ± " in markdown
+    assert (out / "table.csv").read_text().splitlines()[0].startswith("row,trust AUC mean,trust AUC std")
+    for row in ROWS[1:]:
+        for seed in (0, 1):
+            run = json.loads((out / row / f"seed{seed}" / "results.json").read_text())
+            assert run["seed"] == seed
+            assert (out / row / f"seed{seed}" / "config.yaml").is_file()
+
+
+def test_the_feature_sweep_reports_auc_per_feature(compared):
+    out, _, _ = compared
+    sweep = json.loads((out / "results.json").read_text())["sweep"]
+    assert [r["features"] for r in sweep] == [["hidden"], ["0:prompt_mean"], ["hidden", "0:prompt_mean"]]
+    assert sum(r["best_on_source"] for r in sweep) == 1
+    best = max(sweep, key=lambda r: sum(r["source_val_auc"]))
+    assert best["best_on_source"]
+    assert all(len(r["target_auc"]) == 2 for r in sweep)
+    assert "leave-one-family-out" in (out / "sweep.md").read_text()
+
+
+def test_compare_resumes_without_rerunning_and_refuses_other_settings(compared, tiny_config):
+    out, args, _ = compared
+    before = (out / "table.md").read_text()
+    proc = run_main(*[a for a in args if a not in ("--sweep_features", "0:prompt_mean", "--sweep_group", "family")])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[compare]" not in proc.stdout  # every run was finished: nothing ran again
+    assert (out / "table.md").read_text() == before
+    proc = run_main(*args[:-4], "--trainer.max_steps", "7")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error:") and "--output_dir" in proc.stderr
+
+
+def test_hparams_and_recovery_reach_tensorboard(compared):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _, _ = compared
+    events = EventAccumulator(str(out / "probe" / "seed1")).Reload()
+    assert {"hp/student_accuracy", "hp/trust_auc", "hp/recovery"} <= set(events.Tags()["scalars"])
+    report = json.loads((out / "results.json").read_text())
+    assert events.Scalars("hp/recovery")[-1].value == pytest.approx(report["table"]["probe"]["recovery %"][1], abs=1e-4)
+    plugins = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugins
+
+
+def test_unknown_row_fails_at_once(tiny_config):
+    proc = run_main("compare", "--config", str(tiny_config), "--rows", "ntf", "bogus")
+    assert proc.returncode == 2 and "unknown row" in proc.stderr

@@ -1,0 +1,259 @@
+"""``python main.py compare``: every row of the paper's table under one protocol, over seeds, resumable.
+
+Each row is one ``fit`` run of the same config with only the trust function swapped (same teacher cache, same
+selection size, same student and steps, same seed). Runs land in ``<output_dir>/<row>/seed<k>/`` (results.json,
+config.yaml, TensorBoard events); a run whose results.json exists is skipped, so an interrupted compare
+resumes where it stopped. The table (mean ± std over seeds, recovery against each seed's ground-truth row) is
+written as table.md, table.csv and results.json and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from w2s.cache import atomic_write_text, stable_hash
+from w2s.errors import W2SError
+from w2s.metrics import recovery
+
+# row name -> (table label, trust function; None = the config's own trust function, the method under test)
+ROWS: dict[str, tuple[str, str | None]] = {
+    "base": ("Base student (no training)", None),
+    "naive": ("Naive (all weak labels)", "Naive"),
+    "random": ("Random n", "Random"),
+    "entropy": ("Entropy", "Entropy"),
+    "iconf": ("I-Confidence", "InternalConfidence"),
+    "icl": ("ICL + I-Confidence", "ICLConfidence"),
+    "reward": ("Reward model", "RewardModel"),
+    "probe": ("Linear probe", "LinearProbe"),
+    "ntf": ("NTF (config's trust function)", None),
+    "gt": ("Ground truth (ceiling)", "GroundTruth"),
+}
+COLUMNS = ["row", "trust AUC", "ECE", "Brier", "purity@n", "n", "student accuracy", "recovery %"]
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="main.py compare", description="Run the comparison table (rows × seeds) of one config.",
+        epilog="Any other --key value pair (e.g. --trainer.max_steps 300) is passed to every fit run.")
+    parser.add_argument("--config", required=True, type=Path, help="the fit config (e.g. configs/toy.yaml)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seed_everything of each run")
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), help=f"rows to run, from: {' '.join(ROWS)}")
+    parser.add_argument("--output_dir", type=Path, default=None, help="default: runs/compare/<config name>")
+    parser.add_argument("--trust_args", type=json.loads, default={},
+                        help='init_args per row as JSON, e.g. \'{"reward": {"model": "org/rm"}}\'')
+    parser.add_argument("--sweep_features", nargs="*", default=None,
+                        help="sweep these teacher features (e.g. 0:prompt_mean 1:produced) for the config's "
+                             "trust function: AUC on source validation and target, written to sweep.md")
+    parser.add_argument("--sweep_group", default=None,
+                        help="example field whose values are held out one at a time for the sweep's source "
+                             "validation (e.g. family, subject); default: the trust function's random split")
+    args, extra = parser.parse_known_args(argv)
+    unknown = [r for r in args.rows if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown row(s) {unknown}; choose from {' '.join(ROWS)}")
+    if not args.config.is_file():
+        parser.error(f"config file {args.config} does not exist")
+    args.output_dir = args.output_dir or Path("runs") / "compare" / args.config.stem
+    return args, extra
+
+
+def run_args(args: argparse.Namespace, extra: list[str], row: str, seed: int) -> list[str]:
+    """The ``fit`` command line of one row and seed."""
+    trust = ROWS[row][1]
+    init = [f"--trust.init_args.{k}={v if isinstance(v, str) else json.dumps(v)}"
+            for k, v in args.trust_args.get(row, {}).items()]
+    return ["fit", "--config", str(args.config), *(["--trust", trust] if trust else []), *init,
+            "--seed_everything", str(seed),
+            "--trainer.logger.class_path", "lightning.pytorch.loggers.TensorBoardLogger",
+            "--trainer.logger.init_args.save_dir", str(args.output_dir),
+            "--trainer.logger.init_args.name", row, "--trainer.logger.init_args.version", f"seed{seed}",
+            "--trainer.logger.init_args.default_hp_metric", "false", *extra]
+
+
+def check_output_dir(args: argparse.Namespace, extra: list[str]) -> None:
+    """Refuse to mix results of different settings in one output directory (resuming needs the same ones)."""
+    setting = {"config": args.config.read_text(), "extra": extra, "trust_args": args.trust_args}
+    stamp = args.output_dir / "compare.json"
+    if stamp.is_file() and json.loads(stamp.read_text())["hash"] != stable_hash(setting):
+        raise W2SError(f"{args.output_dir} holds a compare run with a different config or overrides; "
+                       "give another --output_dir (or delete that directory) to start afresh")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, json.dumps({"hash": stable_hash(setting), "config": str(args.config),
+                                         "extra": extra, "trust_args": args.trust_args}, indent=2))
+
+
+def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, dict]]:
+    """Run (or reuse) every trained row for every seed; returns results[row][seed]."""
+    from w2s.cli import main as fit_main
+
+    trained = [r for r in args.rows if r != "base"] or ["naive"]  # base is measured inside every run
+    results: dict[str, dict[int, dict]] = {}
+    for i, (seed, row) in enumerate((s, r) for s in args.seeds for r in trained):
+        run_dir = args.output_dir / row / f"seed{seed}"
+        if not (run_dir / "results.json").is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run restarts clean
+            print(f"[compare] {i + 1}/{len(trained) * len(args.seeds)}: {row}, seed {seed}", flush=True)
+            fit_main(run_args(args, extra, row, seed), exit_on_error=False)
+        results.setdefault(row, {})[seed] = json.loads((run_dir / "results.json").read_text())
+    return results
+
+
+def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: list[int]) -> dict[str, dict]:
+    """Per row: each column's value per seed (NaN where it does not apply)."""
+    nan = float("nan")
+    base = {s: next(r[s] for r in results.values() if s in r)["student"]["accuracy"]["base"] for s in seeds}
+    gt = {s: results["gt"][s]["student"]["accuracy"]["final"] for s in seeds} if "gt" in results else {}
+    values: dict[str, dict] = {}
+    for row in rows:
+        if row == "base":
+            per = [{"student accuracy": base[s], "recovery %": 0.0 if gt else nan} for s in seeds]
+        else:
+            per = []
+            for s in seeds:
+                r = results[row][s]
+                acc = r["student"]["accuracy"]["final"]
+                scored = r["selection"]["mode"] != "all"  # Naive and GT train on every example: no ranking
+                per.append({
+                    "trust AUC": r["trust"]["auc"] if scored else nan,
+                    "ECE": r["trust"]["ece"] if scored else nan,
+                    "Brier": r["trust"]["brier"] if scored else nan,
+                    "purity@n": r["trust"]["purity"] if r["selection"]["labels"] == "weak" else nan,
+                    "n": r["selection"]["n"],
+                    "student accuracy": acc,
+                    "recovery %": recovery(acc, base[s], gt[s]) if gt else nan,
+                })
+        values[row] = {c: [p.get(c, nan) for p in per] for c in COLUMNS[1:]}
+    return values
+
+
+def fmt(values: list[float], column: str) -> str:
+    v = np.asarray(values, dtype=float)
+    if np.isnan(v).all():
+        return "–"
+    if column == "n":
+        return str(int(v[0])) if (v == v[0]).all() else f"{v.mean():.0f}"
+    digits = 1 if column == "recovery %" else 3
+    mean = np.nanmean(v)
+    return f"{mean:.{digits}f}" if len(v) == 1 else f"{mean:.{digits}f} ± {np.nanstd(v, ddof=1):.{digits}f}"
+
+
+def render(values: dict[str, dict], seeds: list[int]) -> tuple[str, str]:
+    """Markdown and CSV of the table (mean ± sample std over seeds)."""
+    lines = [f"| {' | '.join(COLUMNS)} |", "|" + "---|" * len(COLUMNS)]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["row", *(f"{c} {k}" for c in COLUMNS[1:] for k in ("mean", "std"))])
+    for row, cols in values.items():
+        lines.append(f"| {ROWS[row][0]} | " + " | ".join(fmt(cols[c], c) for c in COLUMNS[1:]) + " |")
+        stats = []
+        for c in COLUMNS[1:]:
+            v = np.asarray(cols[c], dtype=float)
+            stats += ["", ""] if np.isnan(v).all() else [f"{np.nanmean(v):.6g}",
+                                                         f"{np.nanstd(v, ddof=1):.6g}" if len(v) > 1 else ""]
+        writer.writerow([row, *stats])
+    lines.append(f"\nseeds {', '.join(map(str, seeds))}; mean ± sample std over seeds; accuracy on the target "
+                 "test split; recovery = (row − base) / (ground truth − base) × 100 per seed.")
+    return "\n".join(lines), out.getvalue()
+
+
+def log_recovery(args: argparse.Namespace, values: dict[str, dict]) -> None:
+    """Write each run's recovery into its TensorBoard directory (the HParams dashboard's ``hp/recovery``)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    for row, cols in values.items():
+        for seed, rec in zip(args.seeds, cols["recovery %"]):
+            if row != "base" and not np.isnan(rec):
+                with SummaryWriter(args.output_dir / row / f"seed{seed}") as writer:
+                    writer.add_scalar("hp/recovery", rec, 0)
+
+
+def run_sweep(args: argparse.Namespace) -> list[dict]:
+    """Sweep the teacher features of the config's trust function (source-validation and target AUC)."""
+    from jsonargparse import ArgumentParser
+    from jsonargparse.typing import import_object
+
+    from trust_functions.base import TrustFunction
+    from w2s.data import W2SDataModule
+    from w2s.sweep import candidate_features, feature_sweep
+
+    config = yaml.safe_load(args.config.read_text())
+    teacher = config.setdefault("data", {}).setdefault("teacher", {})
+    teacher["features"] = sorted(set(teacher.get("features") or []) | set(args.sweep_features))
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(W2SDataModule, "data", skip={"trust", "student"})
+    parser.add_subclass_arguments(TrustFunction, "trust", instantiate=False)
+    try:
+        cfg = parser.parse_object({"data": config["data"], "trust": config.get("trust")})
+    except Exception as e:  # jsonargparse's message names the offending key
+        raise W2SError(f"sweep: cannot read {args.config}: {str(e).splitlines()[0]}") from None
+    data = parser.instantiate_classes(cfg).data
+    outputs = data.teacher_outputs()
+    trust_cls = import_object(cfg.trust.class_path)
+    init = dict(vars(cfg.trust.init_args or {}))
+    if "features" not in init:
+        raise W2SError(f"the config's trust function {trust_cls.__name__} takes no features; nothing to sweep")
+    groups = None
+    if args.sweep_group:
+        source = data.splits["source"]
+        if args.sweep_group not in source.column_names:
+            raise W2SError(f"--sweep_group {args.sweep_group!r} is not a field of the source split "
+                           f"(fields: {source.column_names})")
+        groups = [str(g) for g in source[args.sweep_group]]
+    make = lambda features: trust_cls(**{**init, "features": features})  # noqa: E731
+    return feature_sweep(make, outputs["source"], outputs["target"], candidate_features(args.sweep_features),
+                         args.seeds, groups)
+
+
+def render_sweep(sweep: list[dict], group: str | None) -> str:
+    validation = f"leave-one-{group}-out" if group else "random split"
+    lines = [f"| features | source validation AUC ({validation}) | target AUC (evaluation only) |", "|---|---|---|"]
+    for r in sweep:
+        mark = " ← best on source" if r["best_on_source"] else ""
+        lines.append(f"| {' + '.join(r['features'])}{mark} | {fmt(r['source_val_auc'], 'auc')} | "
+                     f"{fmt(r['target_auc'], 'auc')} |")
+    return "\n".join(lines)
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and np.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of ``main.py compare``."""
+    args, extra = parse_args(argv)
+    check_output_dir(args, extra)
+    out = args.output_dir
+    report: dict = {"config": str(args.config), "seeds": args.seeds, "rows": args.rows, "overrides": extra}
+    if args.sweep_features is not None:
+        report["sweep"] = run_sweep(args)
+        report["sweep_group"] = args.sweep_group
+        text = render_sweep(report["sweep"], args.sweep_group)
+        atomic_write_text(out / "sweep.md", text + "\n")
+        print("\n" + text, flush=True)
+    if args.rows:
+        results = run_rows(args, extra)
+        values = table_values(results, args.rows, args.seeds)
+        markdown, table_csv = render(values, args.seeds)
+        report["table"] = values
+        report["runs"] = {row: {s: str(out / row / f"seed{s}") for s in args.seeds} for row in results}
+        atomic_write_text(out / "table.md", markdown + "\n")
+        atomic_write_text(out / "table.csv", table_csv)
+        log_recovery(args, values)
+        print(f"\n{markdown}\n\n(table.md, table.csv and results.json in {out})")
+    atomic_write_text(out / "results.json", json.dumps(_json_safe(report), indent=2))
+    sys.stdout.flush()
