@@ -86,3 +86,38 @@ def test_icl_confidence_runs_a_cached_few_shot_pass(tiny_world, cache_root, monk
     again = ICLConfidence(k=2, seed=1)
     again.prepare(teacher, task, splits)
     assert torch.equal(again.score(target), scores)
+
+
+def _judged_outputs(tiny_world, n: int, seed: int):
+    """Source-like teacher outputs over the tiny world's source split whose answers are right iff they are
+    ``A``: a rule a reward model can learn from correctness alone."""
+    import datasets
+
+    split = datasets.load_from_disk(str(tiny_world / "data"))["source"].select(range(n))
+    answers = np.random.default_rng(seed).choice(["A", "B"], size=n)
+    out = _outputs(n, seed, correct=answers == "A")
+    return split, replace(out, ids=list(split["id"]), weak_labels=list(answers),
+                          generations=[f" {a}" for a in answers])
+
+
+def test_reward_model_fine_tuned_on_source_correctness_ranks_the_target(tiny_world):
+    from trust_functions import RewardModel
+    from w2s.tasks.base import LocalMultipleChoice
+
+    source_split, source = _judged_outputs(tiny_world, 60, 0)
+    task = LocalMultipleChoice(str(tiny_world / "data"))
+    full = task.load()["source"]
+    target_split = full.select(range(60, 100))
+    _, target = _judged_outputs(tiny_world, 100, 1)
+    target = target.subset(np.arange(60, 100))
+    L.seed_everything(0)
+    reward = RewardModel(model=str(tiny_world / "reward"), fine_tune_steps=60, lr=3e-3, batch_size=16)
+    reward.prepare(None, task, {"source": source_split, "target": target_split})
+    before = reward.score(target.without_labels())
+    reward.fit(source)
+    scores = reward.score(target.without_labels())
+    assert scores.shape == (40,) and ((scores >= 0) & (scores <= 1)).all()
+    assert metrics.auc(scores, target.correct) > 0.9 > metrics.auc(before, target.correct)
+    assert reward.source_val["auc"] > 0.9
+    shuffled = replace(target, correct=np.random.default_rng(2).permutation(target.correct))
+    assert torch.equal(scores, reward.score(shuffled))  # no ground-truth leakage

@@ -76,7 +76,7 @@ def test_compare_resumes_without_rerunning_and_refuses_other_settings(compared, 
     before = (out / "table.md").read_text()
     proc = run_main(*[a for a in args if a not in ("--sweep_features", "0:prompt_mean", "--sweep_group", "family")])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "[compare]" not in proc.stdout  # every run was finished: nothing ran again
+    assert "12 runs, 12 already finished" in proc.stdout and "done:" not in proc.stdout  # nothing ran again
     assert (out / "table.md").read_text() == before
     proc = run_main(*args[:-4], "--trainer.max_steps", "7")
     assert proc.returncode == 2
@@ -98,3 +98,11 @@ def test_hparams_and_recovery_reach_tensorboard(compared):
 def test_unknown_row_fails_at_once(tiny_config):
     proc = run_main("compare", "--config", str(tiny_config), "--rows", "ntf", "bogus")
     assert proc.returncode == 2 and "unknown row" in proc.stderr
+
+
+def test_a_failing_run_names_its_row_and_log(tiny_config, tmp_path):
+    proc = run_main("compare", "--config", str(tiny_config), "--seeds", "0", "--rows", "entropy",
+                    "--output_dir", str(tmp_path / "out"), "--trust_args", '{"entropy": {"bogus": 1}}')
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: compare run entropy, seed 0 failed") and "seed0.log" in last

@@ -45,6 +45,8 @@ def atomic_dir(target: Path, manifest: dict) -> Iterator[Path]:
     try:
         yield tmp
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        if is_complete(target):  # a concurrent writer (e.g. a parallel compare run) finished the same entry first
+            return
         if target.exists():  # an incomplete leftover (no manifest): replace it
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -127,3 +127,7 @@ def main(args: list[str] | None = None, exit_on_error: bool = True) -> None:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

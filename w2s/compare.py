@@ -13,8 +13,11 @@ import argparse
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +51,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seed_everything of each run")
     parser.add_argument("--rows", nargs="*", default=list(ROWS), help=f"rows to run, from: {' '.join(ROWS)}")
     parser.add_argument("--output_dir", type=Path, default=None, help="default: runs/compare/<config name>")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="runs in parallel, each in its own process with cores/workers threads (default: "
+                             "2 when the config trains on CPU and the machine has ≥ 2 cores, else 1)")
     parser.add_argument("--trust_args", type=json.loads, default={},
                         help='init_args per row as JSON, e.g. \'{"reward": {"model": "org/rm"}}\'')
     parser.add_argument("--sweep_features", nargs="*", default=None,
@@ -63,6 +69,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if not args.config.is_file():
         parser.error(f"config file {args.config} does not exist")
     args.output_dir = args.output_dir or Path("runs") / "compare" / args.config.stem
+    if args.workers is None:
+        on_cpu = (yaml.safe_load(args.config.read_text()) or {}).get("trainer", {}).get("accelerator") == "cpu"
+        args.workers = 2 if on_cpu and (os.cpu_count() or 1) >= 2 and "--trainer.accelerator" not in extra else 1
+    if args.workers < 1:
+        parser.error("--workers must be ≥ 1")
     return args, extra
 
 
@@ -91,20 +102,47 @@ def check_output_dir(args: argparse.Namespace, extra: list[str]) -> None:
                                          "extra": extra, "trust_args": args.trust_args}, indent=2))
 
 
-def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, dict]]:
-    """Run (or reuse) every trained row for every seed; returns results[row][seed]."""
-    from w2s.cli import main as fit_main
+def run_one(args: argparse.Namespace, extra: list[str], row: str, seed: int, threads: int) -> None:
+    """One fit run in its own process (its output in ``<row>/seed<k>.log``); a failure raises its last line."""
+    run_dir = args.output_dir / row / f"seed{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run restarts clean
+    log = run_dir.with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    root = str(Path(__file__).resolve().parents[1])  # the checkout, also when it is not pip-installed
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    with open(log, "w") as f:
+        proc = subprocess.run([sys.executable, "-m", "w2s.cli", *run_args(args, extra, row, seed)],
+                              stdout=f, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0 or not (run_dir / "results.json").is_file():
+        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+        last = next((ln for ln in reversed(lines) if ln.startswith("error:")), lines[-1] if lines else "")
+        raise W2SError(f"compare run {row}, seed {seed} failed ({last.removeprefix('error: ')}); log: {log}")
 
+
+def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, dict]]:
+    """Run (or reuse) every trained row for every seed, ``--workers`` at a time; returns results[row][seed]."""
     trained = [r for r in args.rows if r != "base"] or ["naive"]  # base is measured inside every run
-    results: dict[str, dict[int, dict]] = {}
-    for i, (seed, row) in enumerate((s, r) for s in args.seeds for r in trained):
-        run_dir = args.output_dir / row / f"seed{seed}"
-        if not (run_dir / "results.json").is_file():
-            shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run restarts clean
-            print(f"[compare] {i + 1}/{len(trained) * len(args.seeds)}: {row}, seed {seed}", flush=True)
-            fit_main(run_args(args, extra, row, seed), exit_on_error=False)
-        results.setdefault(row, {})[seed] = json.loads((run_dir / "results.json").read_text())
-    return results
+    jobs = [(r, s) for s in args.seeds for r in trained]
+    todo = [(r, s) for r, s in jobs if not (args.output_dir / r / f"seed{s}" / "results.json").is_file()]
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    done = len(jobs) - len(todo)
+    print(f"[compare] {len(jobs)} runs, {done} already finished, {args.workers} at a time", flush=True)
+
+    def run(job: tuple[str, int]) -> tuple[str, int]:
+        run_one(args, extra, *job, threads=threads)
+        return job
+
+    if todo:  # the first run alone: it fills the teacher cache every later run reads
+        run(todo[0])
+        done += 1
+        print(f"[compare] {done}/{len(jobs)} done: {todo[0][0]}, seed {todo[0][1]}", flush=True)
+    with ThreadPoolExecutor(args.workers) as pool:
+        for row, seed in pool.map(run, todo[1:]):
+            done += 1
+            print(f"[compare] {done}/{len(jobs)} done: {row}, seed {seed}", flush=True)
+    return {r: {s: json.loads((args.output_dir / r / f"seed{s}" / "results.json").read_text()) for s in args.seeds}
+            for r in trained}
 
 
 def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: list[int]) -> dict[str, dict]:
