@@ -135,6 +135,7 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
     ("LinearProbe", "l2", "strong"), ("LinearProbe", "lambda", "1"),
     ("Random", "seed", "x"), ("Entropy", "temperature", "2"), ("InternalConfidence", "k", "1"),
     ("ICLConfidence", "k", "many"), ("ICLConfidence", "shots", "2"),
+    ("RewardModel", "fine_tune_steps", "many"), ("RewardModel", "modle", "x"),
 ])
 def test_wrong_trust_init_args_fail_at_parse_time(tmp_path, trust, arg, value):
     """A wrong init_args name or type is jsonargparse's message, before any model is loaded or world built."""

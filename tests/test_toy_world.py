@@ -50,9 +50,10 @@ def test_artifacts_load_like_hub_models(tiny_world):
 
 @pytest.mark.slow
 def test_default_toy_config_shows_the_effect(tmp_path):
-    """The README's command on the default toy world shows the paper's effect (issue thresholds, one seed)."""
+    """The README's command on the default toy world shows the paper's effect (issue thresholds, one seed):
+    the NTF lifts the student well above Naive, and its hidden states see errors output-layer entropy misses."""
     finals = {}
-    for trust in ("NeuralTrustFunction", "Naive"):
+    for trust in ("NeuralTrustFunction", "Naive", "Entropy"):
         proc = run_main("fit", "--config", str(ROOT / "configs" / "toy.yaml"), "--trust", trust,
                         "--trainer.enable_progress_bar", "false", cwd=tmp_path / trust,
                         timeout=1500)  # the first run builds the default world (~6 min on 2 cores)
@@ -64,6 +65,7 @@ def test_default_toy_config_shows_the_effect(tmp_path):
     assert 0.35 <= teacher <= 0.8
     assert ntf["trust"]["auc"] >= 0.8 and ntf["trust"]["purity"] >= teacher + 0.15
     assert ntf["student"]["accuracy"]["final"] >= finals["Naive"]["student"]["accuracy"]["final"] + 0.05
+    assert ntf["trust"]["auc"] >= finals["Entropy"]["trust"]["auc"] + 0.1  # the confident world's errors
 
 
 def test_building_a_world_leaves_the_global_random_stream_alone(cache_root):

@@ -129,12 +129,12 @@ def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, 
     done = len(jobs) - len(todo)
     print(f"[compare] {len(jobs)} runs, {done} already finished, {args.workers} at a time", flush=True)
 
-    def run(job: tuple[str, int]) -> tuple[str, int]:
+    def run(job: tuple[str, int], threads: int = threads) -> tuple[str, int]:
         run_one(args, extra, *job, threads=threads)
         return job
 
-    if todo:  # the first run alone: it fills the teacher cache every later run reads
-        run(todo[0])
+    if todo:  # the first run alone, on every core: it fills the teacher cache every later run reads
+        run(todo[0], threads=os.cpu_count() or 1)
         done += 1
         print(f"[compare] {done}/{len(jobs)} done: {todo[0][0]}, seed {todo[0][1]}", flush=True)
     with ThreadPoolExecutor(args.workers) as pool:
