@@ -49,6 +49,18 @@ class LoRASFTStudent(L.LightningModule):
                             target_modules=target_modules, task_type="CAUSAL_LM")
         self.model = get_peft_model(load_causal_lm(model, dtype, trust_remote_code), config)
         self.model.train()  # from_pretrained returns eval mode, which would switch off lora_dropout in training
+        self.strict_loading = False  # checkpoints hold the trainable (LoRA) weights only
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep checkpoints small (the frozen base model is reloaded from its own files) and exactly
+        resumable (the RNG state travels with them, for dropout)."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
 
     def training_step(self, batch: dict, _) -> torch.Tensor:
         loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

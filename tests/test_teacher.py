@@ -125,3 +125,43 @@ def test_features_survive_the_cache_and_change_its_key(tiny_world, cache_root, t
 def test_bad_feature_names_are_clear(teacher_model, mixed_split, feature, match):
     with pytest.raises(W2SError, match=match):
         _run(teacher_model, mixed_split, features=[feature])
+
+
+def test_an_interrupted_pass_resumes_from_its_finished_shards(tiny_world, cache_root, monkeypatch):
+    """Shards are saved as they finish: after a crash on the third shard, the rerun computes only the rest,
+    and the assembled outputs equal an uninterrupted pass."""
+    task = LocalMultipleChoice(str(tiny_world / "data"))
+    split = task.load()["source"].select(range(50))
+    calls = []
+    real_run = Teacher.run
+
+    def crashing_run(self, *args, **kwargs):
+        calls.append(len(args[3]))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what a killed job looks like to the code after it
+        return real_run(self, *args, **kwargs)
+
+    teacher = Teacher(str(tiny_world / "teacher"), batch_size=4, shard_size=16, features=["1:produced"])
+    monkeypatch.setattr(Teacher, "run", crashing_run)
+    with pytest.raises(KeyboardInterrupt):
+        teacher.label(task, {"resume": split})
+    calls.clear()
+    monkeypatch.setattr(Teacher, "run", lambda self, *a, **k: calls.append(len(a[3])) or real_run(self, *a, **k))
+    resumed = teacher.label(task, {"resume": split})["resume"]
+    assert calls == [16, 2]  # shards 3 and 4 only (50 = 16 + 16 + 16 + 2)
+    assert not list((cache_root / "teacher").glob("*.partial"))
+    model, tokenizer = load_causal_lm(str(tiny_world / "teacher")), load_tokenizer(str(tiny_world / "teacher"))
+    whole = Teacher("unused", batch_size=4, features=["1:produced"]).run(model, tokenizer, task, split)
+    assert resumed.ids == whole.ids and resumed.weak_labels == whole.weak_labels
+    np.testing.assert_allclose(resumed.hidden, whole.hidden, atol=1e-5)
+    np.testing.assert_allclose(resumed.features["1:produced"], whole.features["1:produced"], atol=1e-5)
+
+
+def test_a_cache_written_for_another_pass_is_refused(tiny_world, cache_root):
+    task = LocalMultipleChoice(str(tiny_world / "data"))
+    split = task.load()["source"].select(range(10))
+    teacher = Teacher(str(tiny_world / "teacher"), batch_size=8)
+    teacher.label(task, {"source": split})
+    path = cache_root / "teacher" / teacher.cache_key(task, split)
+    with pytest.raises(W2SError, match="another teacher pass"):
+        load_outputs(path, key="0123456789abcdef")

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 import students  # noqa: F401  (registers the students for class_path short names)
 import trust_functions  # noqa: F401  (registers the trust functions)
 from students.sft import LoRASFTStudent
 from trust_functions.base import TrustFunction
-from w2s.cache import atomic_write_text
+from w2s.cache import atomic_write_text, stable_hash
 from w2s.data import W2SDataModule
 from w2s.errors import W2SError
 
@@ -27,10 +28,38 @@ class W2SCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_subclass_arguments(TrustFunction, "trust", instantiate=False, required=True,
                                       help="The trust function (any TrustFunction subclass, e.g. Naive).")
+        # the student's checkpoint after every epoch (last.ckpt): what an interrupted fit resumes from
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0,
+                             "checkpoint.save_on_train_epoch_end": True, "checkpoint.every_n_epochs": 1})
         parser.link_arguments("trust", "data.trust", apply_on="parse")
         parser.link_arguments("model.model", "data.student", apply_on="parse")
 
+    def before_instantiate_classes(self) -> None:
+        """Resume an interrupted ``fit``: the latest run directory of the same logger with a student checkpoint,
+        no results.json and the same resolved config continues from its checkpoint, in place."""
+        if self.subcommand != "fit":
+            return
+        config = self.config.fit
+        self._fingerprint = run_fingerprint(config)
+        logger = config.trainer.logger
+        init = getattr(logger, "init_args", None)
+        if init is None or config.ckpt_path or not str(logger.class_path).endswith("TensorBoardLogger"):
+            return
+        root = Path(init.save_dir) / (init.name or "")
+        candidates = ([root / str(init.version)] if init.version is not None
+                      else sorted(root.glob("version_*"), key=lambda p: int(p.name.split("_")[-1])
+                                  if p.name.split("_")[-1].isdigit() else -1)[-1:])
+        for run in candidates:
+            stamp, last = run / "run.json", run / "checkpoints" / "last.ckpt"
+            if (not (run / "results.json").exists() and last.is_file() and stamp.is_file()
+                    and json.loads(stamp.read_text()).get("fingerprint") == self._fingerprint):
+                init.version, config.ckpt_path = run.name, str(last)
+                print(f"resuming the interrupted run in {run} from {last}", file=sys.stderr)
+
     def before_fit(self) -> None:
+        log_dir = Path(self.trainer.log_dir or ".")
+        atomic_write_text(log_dir / "run.json", json.dumps({"fingerprint": getattr(self, "_fingerprint", None)}))
         self.base = self._evaluate(self.trainer.validate, "student/accuracy")
 
     def after_fit(self) -> None:
@@ -86,6 +115,16 @@ class W2SCLI(LightningCLI):
         return float(self.trainer.callback_metrics[key])
 
 
+def run_fingerprint(config) -> str:
+    """Hash of a fit's resolved config without what only names the run (logger version, checkpoint path)."""
+    tree = config.clone().as_dict()
+    tree.pop("ckpt_path", None)
+    logger = tree.get("trainer", {}).get("logger")
+    if isinstance(logger, dict):
+        logger.get("init_args", {}).pop("version", None)
+    return stable_hash(tree)
+
+
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` → ``{"a/b": 1}`` (TensorBoard tag names)."""
     flat: dict[str, Any] = {}
@@ -114,12 +153,12 @@ def summary(results: dict, log_dir: Path) -> str:
 def main(args: list[str] | None = None, exit_on_error: bool = True) -> None:
     """Entry point of ``main.py``: ``compare ...`` runs the comparison table, anything else is LightningCLI.
     A W2SError becomes one ``error:`` line and exit status 2 (or is raised, without ``exit_on_error``)."""
-    args = list(sys.argv[1:] if args is None else args)
+    argv = list(sys.argv[1:] if args is None else args)
     try:
-        if args[:1] == ["compare"]:
+        if argv[:1] == ["compare"]:
             from w2s.compare import main as compare
 
-            compare(args[1:])
+            compare(argv[1:])
         else:
             W2SCLI(LoRASFTStudent, W2SDataModule, save_config_kwargs={"overwrite": True}, args=args)
     except W2SError as e:

@@ -82,6 +82,7 @@ class W2SDataModule(L.LightningDataModule):
         if self.trust is None:
             raise W2SError("no trust function configured; add a top-level 'trust:' block or --trust NAME")
         if self._train is None:  # setup runs for validate, fit and test: build everything once
+            self._shuffle_seed = torch.initial_seed()  # seed_everything's seed, whatever the trust fit drew since
             self.tokenizer = load_tokenizer(self.student)
             self._eval = [self._eval_example(ex) for ex in self.splits["test"]]
             self._train = self._trusted_subset(self.teacher_outputs())
@@ -150,9 +151,28 @@ class W2SDataModule(L.LightningDataModule):
         return batch
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self._train, batch_size=self.batch_size, shuffle=True, collate_fn=self._collate)
+        return DataLoader(self._train, batch_size=self.batch_size, collate_fn=self._collate,
+                          sampler=EpochShuffle(len(self._train), self._shuffle_seed))
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self._eval, batch_size=self.eval_batch_size, collate_fn=self._collate)
 
     test_dataloader = val_dataloader
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """A fresh permutation every epoch drawn from (seed, epoch) alone, so a run resumed from an end-of-epoch
+    checkpoint sees the same batches as a run that was never interrupted (Lightning calls ``set_epoch``)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed((self.seed + 1_000_003 * self.epoch) % 2**63)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -54,6 +56,19 @@ class TeacherOutputs:
         """The view a trust function gets of the target set: no correctness."""
         return replace(self, correct=None)
 
+    @classmethod
+    def concat(cls, parts: list["TeacherOutputs"]) -> "TeacherOutputs":
+        """One split's outputs from its consecutive shards."""
+        join = lambda name: None if getattr(parts[0], name) is None else np.concatenate(  # noqa: E731
+            [np.asarray(getattr(p, name)) for p in parts])
+        return cls(
+            ids=[i for p in parts for i in p.ids], generations=[g for p in parts for g in p.generations],
+            weak_labels=[w for p in parts for w in p.weak_labels], hidden=join("hidden"),
+            option_logprobs=join("option_logprobs"), token_logprobs=join("token_logprobs"),
+            token_entropy=join("token_entropy"), correct=join("correct"),
+            features={k: np.concatenate([np.asarray(p.features[k]) for p in parts]) for k in parts[0].features},
+        )
+
     def subset(self, index) -> "TeacherOutputs":
         """The outputs of the examples at ``index`` (e.g. one fold of the source set)."""
         index = np.asarray(index)
@@ -90,6 +105,8 @@ class Teacher:
         features: extra hidden-state features to cache for trust functions, each ``"<layer>:<pooling>"`` with
             pooling ``produced`` (the state that produced the final generated token) or ``prompt_mean`` (the
             mean over the prompt tokens), e.g. ``["1:produced", "-1:prompt_mean"]``.
+        shard_size: examples per shard of the pass; each finished shard is saved at once, so a pass that is
+            interrupted resumes from its last finished shard.
     """
 
     def __init__(
@@ -102,9 +119,12 @@ class Teacher:
         dtype: str = "auto",
         trust_remote_code: bool = False,
         features: list[str] | None = None,
+        shard_size: int = 1024,
     ) -> None:
-        if batch_size < 1 or max_new_tokens < 1:
-            raise W2SError(f"teacher batch_size and max_new_tokens must be ≥ 1 (got {batch_size}, {max_new_tokens})")
+        if batch_size < 1 or max_new_tokens < 1 or shard_size < 1:
+            raise W2SError(f"teacher batch_size, max_new_tokens and shard_size must be ≥ 1 (got {batch_size}, "
+                           f"{max_new_tokens}, {shard_size})")
+        self.shard_size = shard_size
         self.model, self.batch_size, self.max_new_tokens = model, batch_size, max_new_tokens
         self.layer, self.position, self.dtype, self.trust_remote_code = layer, position, dtype, trust_remote_code
         self.features = sorted(set(features or []))
@@ -128,10 +148,33 @@ class Teacher:
             model = load_causal_lm(self.model, self.dtype, self.trust_remote_code)
             tokenizer = load_tokenizer(self.model, self.trust_remote_code)
             for name in missing:
-                outputs = self.run(model, tokenizer, task, splits[name], desc=f"teacher pass ({name})")
+                outputs = self._run_sharded(model, tokenizer, task, splits[name], dirs[name], keys[name], name)
                 save_outputs(outputs, dirs[name], {"key": keys[name], "split": name, "teacher": self.model})
+                shutil.rmtree(_partial_dir(dirs[name]), ignore_errors=True)
             del model
-        return {name: load_outputs(d) for name, d in dirs.items()}
+        return {name: load_outputs(d, keys[name]) for name, d in dirs.items()}
+
+    def _run_sharded(self, model, tokenizer, task: Task, split: datasets.Dataset, target: Path, key: str,
+                     name: str) -> TeacherOutputs:
+        """The pass over ``split`` in shards saved as they finish (``<key>.partial/shard-k``); shards finished
+        by an interrupted pass with the same key and shard size are read back instead of recomputed."""
+        parts, reused = [], 0
+        starts = range(0, len(split), self.shard_size)
+        for k, start in enumerate(starts):
+            shard_dir = _partial_dir(target) / f"shard-{k:05d}"
+            stamp = {"key": key, "shard": k, "shard_size": self.shard_size}
+            if is_complete(shard_dir) and all(read_manifest(shard_dir).get(f) == v for f, v in stamp.items()):
+                parts.append(load_outputs(shard_dir, key))
+                reused += 1
+                continue
+            shard = split.select(range(start, min(len(split), start + self.shard_size)))
+            desc = f"teacher pass ({name}{f', shard {k + 1}/{len(starts)}' if len(starts) > 1 else ''})"
+            parts.append(self.run(model, tokenizer, task, shard, desc=desc))
+            save_outputs(parts[-1], shard_dir, stamp)
+        if reused:
+            print(f"teacher pass ({name}): {reused} of {len(starts)} shards read back from an interrupted pass",
+                  file=sys.stderr)
+        return TeacherOutputs.concat(parts)
 
     # ---- the pass ----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -285,10 +328,18 @@ def save_outputs(outputs: TeacherOutputs, target: Path, manifest: dict) -> None:
              "features": sorted(outputs.features)}))
 
 
-def load_outputs(path: Path) -> TeacherOutputs:
-    """Read a cached split; hidden states stay memory-mapped. A damaged cache names itself and its fix."""
+def _partial_dir(target: Path) -> Path:
+    return target.with_name(target.name + ".partial")
+
+
+def load_outputs(path: Path, key: str | None = None) -> TeacherOutputs:
+    """Read a cached split; hidden states stay memory-mapped. A damaged cache, or one written for another pass
+    (``key`` differs from its manifest's), names itself and its fix. Arrays are read with numpy's default
+    ``allow_pickle=False``: a cache file can never run code."""
     try:
         manifest = read_manifest(path)
+        if key is not None and manifest.get("key") != key:
+            raise ValueError(f"it was written for another teacher pass (key {manifest.get('key')}, expected {key})")
         meta = json.loads((path / "outputs.json").read_text())
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r" if name == "hidden" else None)
                   if (path / f"{name}.npy").exists() else None for name in ARRAYS}
