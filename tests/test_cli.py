@@ -4,6 +4,7 @@ import json
 
 import datasets
 import pytest
+import torch
 import yaml
 
 from conftest import ROOT, run_main, tiny_args
@@ -90,17 +91,59 @@ def test_print_config_shows_trust_block(tiny_world):
     assert yaml.safe_load(proc.stdout)["trust"]["class_path"] == "trust_functions.Random"
 
 
-def _always_right_source(tiny_world, tmp_path) -> str:
+def _always_right_source(tiny_world, tmp_path, keep_right: bool = True) -> str:
     from w2s.tasks import LocalMultipleChoice
     from w2s.teacher import Teacher
 
     task = LocalMultipleChoice(str(tiny_world / "data"))
     splits = task.load()
     outputs = Teacher(str(tiny_world / "teacher"), batch_size=64).label(task, {"source": splits["source"]})
-    right = [i for i, c in enumerate(outputs["source"].correct) if c]
+    right = [i for i, c in enumerate(outputs["source"].correct) if bool(c) == keep_right]
     datasets.DatasetDict({"source": splits["source"].select(right), "target": splits["target"],
-                          "test": splits["test"]}).save_to_disk(tmp_path / "always_right")
-    return str(tmp_path / "always_right")
+                          "test": splits["test"]}).save_to_disk(tmp_path / "one_class")
+    return str(tmp_path / "one_class")
+
+
+def _dataset(tiny_world, tmp_path, name: str, edit) -> str:
+    """A copy of the tiny world's splits changed by ``edit`` (a function of the DatasetDict)."""
+    splits = datasets.load_from_disk(str(tiny_world / "data"))
+    edit(splits).save_to_disk(tmp_path / name)
+    return str(tmp_path / name)
+
+
+def _nan_teacher(tiny_world, tmp_path) -> str:
+    """The tiny teacher with a NaN in its final norm: every hidden state it returns is NaN."""
+    from w2s.models import load_causal_lm, load_tokenizer
+
+    model = load_causal_lm(str(tiny_world / "teacher"))
+    with torch.no_grad():
+        model.model.norm.weight[0] = float("nan")
+    model.save_pretrained(tmp_path / "nan_teacher")
+    load_tokenizer(str(tiny_world / "teacher")).save_pretrained(tmp_path / "nan_teacher")
+    return str(tmp_path / "nan_teacher")
+
+
+def _damaged_cache(tiny_world, tmp_path, damage) -> list[str]:
+    """Run once on a private copy of the data (so the teacher-cache entries are this test's own), then
+    ``damage`` each new cache entry; the rerun must refuse it."""
+    from w2s.cache import cache_root
+
+    path = _dataset(tiny_world, tmp_path, "copy", lambda d: d)
+    before = set((cache_root() / "teacher").glob("*"))
+    proc = run_main(*tiny_args(tiny_world, "--data.task.path", path), cwd=tmp_path / "first")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for entry in set((cache_root() / "teacher").glob("*")) - before:
+        damage(entry)
+    return ["--data.task.path", path]
+
+
+def _truncate(entry):
+    (entry / "hidden.npy").write_bytes((entry / "hidden.npy").read_bytes()[:100])
+
+
+def _rekey(entry):
+    manifest = json.loads((entry / "manifest.json").read_text())
+    (entry / "manifest.json").write_text(json.dumps({**manifest, "key": "another-teacher-0000"}))
 
 
 @pytest.mark.parametrize("case,expected", [
@@ -111,6 +154,17 @@ def _always_right_source(tiny_world, tmp_path) -> str:
     ("always_right", "teacher is right on all"),
     ("missing_dataset", "dataset path"),
     ("hub_id_offline", "could not load model 'Qwen/Qwen3-1.7B'"),
+    ("missing_field", "lacks field(s) ['answer']"),
+    ("empty_source", "the 'source' split"),
+    ("empty_target", "the 'target' split"),
+    ("n_not_positive", "selection.n must be a positive integer"),
+    ("fraction_outside", "selection.fraction must be in (0, 1]"),
+    ("always_wrong", "teacher is wrong on all"),
+    ("nan_hidden_states", "contain NaN/Inf"),
+    ("corrupt_cache", "is corrupt"),
+    ("cache_of_another_teacher", "another teacher pass"),
+    ("yaml_wrong_type", "data.batch_size"),
+    ("unknown_toy_world", "unknown toy world 'nosuch'"),
 ])
 def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
     extra = {
@@ -121,6 +175,20 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
         "always_right": lambda: ["--data.task.path", _always_right_source(tiny_world, tmp_path)],
         "missing_dataset": ["--data.task.path", str(tmp_path / "nowhere")],
         "hub_id_offline": ["--model.model", "Qwen/Qwen3-1.7B"],  # HF_HUB_OFFLINE=1 in conftest
+        "missing_field": lambda: ["--data.task.path", _dataset(tiny_world, tmp_path, "no_answer", lambda d: datasets.DatasetDict(
+            {k: v.remove_columns("answer") for k, v in d.items()}))],
+        "empty_source": lambda: ["--data.task.path", _dataset(tiny_world, tmp_path, "empty_source", lambda d: datasets.DatasetDict(
+            {**d, "source": d["source"].select([])}))],
+        "empty_target": lambda: ["--data.task.path", _dataset(tiny_world, tmp_path, "empty_target", lambda d: datasets.DatasetDict(
+            {**d, "target": d["target"].select([])}))],
+        "n_not_positive": ["--data.selection.mode", "top_n", "--data.selection.n", "0"],
+        "fraction_outside": ["--data.selection.fraction", "1.5"],
+        "always_wrong": lambda: ["--data.task.path", _always_right_source(tiny_world, tmp_path, keep_right=False)],
+        "nan_hidden_states": lambda: ["--data.teacher.model", _nan_teacher(tiny_world, tmp_path)],
+        "corrupt_cache": lambda: _damaged_cache(tiny_world, tmp_path, _truncate),
+        "cache_of_another_teacher": lambda: _damaged_cache(tiny_world, tmp_path, _rekey),
+        "yaml_wrong_type": ["--data.batch_size", "sixteen"],
+        "unknown_toy_world": ["--data.task", "w2s.tasks.ToyKnowledge", "--data.task.world", "nosuch"],
     }[case]
     extra = extra() if callable(extra) else extra
     proc = run_main(*tiny_args(tiny_world, *extra), cwd=tmp_path)

@@ -161,11 +161,25 @@ def main(args: list[str] | None = None, exit_on_error: bool = True) -> None:
             compare(argv[1:])
         else:
             W2SCLI(LoRASFTStudent, W2SDataModule, save_config_kwargs={"overwrite": True}, args=args)
-    except W2SError as e:
-        if not exit_on_error:
+    except Exception as e:  # noqa: BLE001  (a W2SError may arrive wrapped by jsonargparse's instantiation)
+        error = w2s_error_in(e)
+        if error is None:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        if not exit_on_error:
+            raise error from None
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def w2s_error_in(exc: BaseException) -> W2SError | None:
+    """The W2SError that caused ``exc`` (itself, or one in its cause/context chain), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, W2SError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -112,5 +112,16 @@ class LocalMultipleChoice(MultipleChoiceTask):
             splits = datasets.load_from_disk(self.path)
         except FileNotFoundError:
             raise W2SError(f"dataset path '{self.path}' does not exist; set task.init_args.path") from None
+        except (IndexError, ValueError, OSError):  # datasets cannot read back a split saved with no rows
+            splits = datasets.DatasetDict({name: self._load_split(name) for name in SPLITS})
         self.check_fields(splits)
         return splits
+
+    def _load_split(self, name: str) -> datasets.Dataset:
+        try:
+            return datasets.Dataset.load_from_disk(f"{self.path}/{name}")
+        except FileNotFoundError:
+            raise W2SError(f"dataset '{self.path}' has no '{name}' split; it needs source, target and test") from None
+        except (IndexError, ValueError, OSError):
+            raise W2SError(f"the '{name}' split of dataset '{self.path}' is empty or damaged; "
+                           "point task.init_args.path at data with examples in every split") from None
