@@ -165,3 +165,22 @@ def test_a_cache_written_for_another_pass_is_refused(tiny_world, cache_root):
     path = cache_root / "teacher" / teacher.cache_key(task, split)
     with pytest.raises(W2SError, match="another teacher pass"):
         load_outputs(path, key="0123456789abcdef")
+
+
+def test_hub_ids_are_keyed_by_their_cached_revision(tmp_path, monkeypatch):
+    """A checkpoint updated on the hub (a new snapshot commit in the local HF cache) gets a new cache key."""
+    from w2s.teacher import model_fingerprint
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--org--tiny"
+    for commit in ("a" * 40, "b" * 40):
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    assert model_fingerprint("org/uncached") == {"hub_id": "org/uncached", "revision": None}
+    (repo / "refs" / "main").write_text("a" * 40)
+    first = model_fingerprint("org/tiny")
+    (repo / "refs" / "main").write_text("b" * 40)
+    assert first == {"hub_id": "org/tiny", "revision": "a" * 40} != model_fingerprint("org/tiny")

@@ -285,9 +285,21 @@ def model_fingerprint(name: str) -> dict:
     """Identity of a checkpoint for cache keys: its path, config and the size/mtime of its weight files."""
     path = Path(resolve(name))
     if not path.is_dir():
-        return {"hub_id": name}  # keyed by id only; pin a revision by pointing at a local snapshot directory
+        return {"hub_id": name, "revision": hub_revision(name)}
     files = sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".json"})
     return {"path": str(path.resolve()), "files": [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]}
+
+
+def hub_revision(name: str) -> str | None:
+    """The commit of the locally cached snapshot of a hub id (no network), so that a checkpoint updated on the
+    hub never serves stale cached outputs; ``None`` when it is not cached yet."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(name, local_files_only=True)).name
+    except (LocalEntryNotFoundError, HFValidationError, OSError):
+        return None
 
 
 POOLINGS = ("produced", "prompt_mean")
