@@ -150,9 +150,9 @@ def summary(results: dict, log_dir: Path) -> str:
     ])
 
 
-def main(args: list[str] | None = None, exit_on_error: bool = True) -> None:
+def main(args: list[str] | None = None) -> None:
     """Entry point of ``main.py``: ``compare ...`` runs the comparison table, anything else is LightningCLI.
-    A W2SError becomes one ``error:`` line and exit status 2 (or is raised, without ``exit_on_error``)."""
+    A W2SError (also one wrapped by jsonargparse) becomes one ``error:`` line and exit status 2."""
     argv = list(sys.argv[1:] if args is None else args)
     try:
         if argv[:1] == ["compare"]:
@@ -165,8 +165,6 @@ def main(args: list[str] | None = None, exit_on_error: bool = True) -> None:
         error = w2s_error_in(e)
         if error is None:
             raise
-        if not exit_on_error:
-            raise error from None
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 
