@@ -3,6 +3,7 @@ results as a run that was never interrupted, without redoing finished work."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,9 +15,10 @@ from conftest import ROOT, tiny_args
 SLOW_PASS = ["--data.teacher.shard_size", "4", "--data.teacher.batch_size", "4", "--trainer.max_steps", "150"]
 
 
-def _start(tiny_world, cwd: Path) -> subprocess.Popen:
+def _start(tiny_world, cwd: Path, data: Path) -> subprocess.Popen:
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *tiny_args(tiny_world, *SLOW_PASS)], cwd=cwd,
+    args = tiny_args(tiny_world, *SLOW_PASS, "--data.task.path", str(data))
+    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd,
                             env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -31,8 +33,8 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def _finish(tiny_world, cwd: Path) -> tuple[str, dict]:
-    proc = _start(tiny_world, cwd)
+def _finish(tiny_world, cwd: Path, data: Path) -> tuple[str, dict]:
+    proc = _start(tiny_world, cwd, data)
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr[-3000:]
     (results,) = [p for p in cwd.glob("runs/toy/version_*/results.json")]
@@ -40,6 +42,8 @@ def _finish(tiny_world, cwd: Path) -> tuple[str, dict]:
 
 
 def test_sigkill_during_teacher_pass_and_training_then_resume(tiny_world, cache_root, tmp_path):
+    data = tmp_path / "data"  # a private copy: its teacher pass is this test's own, never cached by another test
+    shutil.copytree(tiny_world / "data", data)
     teacher_cache = cache_root / "teacher"
     before = set(teacher_cache.glob("*")) if teacher_cache.exists() else set()
 
@@ -47,10 +51,10 @@ def test_sigkill_during_teacher_pass_and_training_then_resume(tiny_world, cache_
         return sum(len(list(p.glob("shard-*/manifest.json"))) for p in teacher_cache.glob("*.partial"))
 
     run = tmp_path / "interrupted"
-    _kill_when(_start(tiny_world, run), lambda: shards_done() >= 2)
+    _kill_when(_start(tiny_world, run, data), lambda: shards_done() >= 2)
     assert not {p for p in teacher_cache.glob("*") if not p.name.endswith(".partial")} - before  # nothing half-done
 
-    proc = _start(tiny_world, run)
+    proc = _start(tiny_world, run, data)
     _kill_when(proc, lambda: any(run.glob("runs/toy/version_*/checkpoints/last.ckpt")))
     stderr = proc.stderr.read()
     assert "shards read back from an interrupted pass" in stderr
@@ -60,11 +64,11 @@ def test_sigkill_during_teacher_pass_and_training_then_resume(tiny_world, cache_
               and not p.name.endswith(".partial") and p not in before}
     assert passes  # the teacher pass finished during the second attempt
 
-    stderr, resumed = _finish(tiny_world, run)
+    stderr, resumed = _finish(tiny_world, run, data)
     assert f"resuming the interrupted run in runs/toy/{checkpoint.parent.parent.name}" in stderr
     assert "teacher pass" not in stderr  # the finished teacher pass was read from the cache, not redone
     assert {p: (p / "manifest.json").stat().st_mtime for p in passes} == passes
     assert (checkpoint.parent.parent / "results.json").is_file()
 
-    _, uninterrupted = _finish(tiny_world, tmp_path / "uninterrupted")
+    _, uninterrupted = _finish(tiny_world, tmp_path / "uninterrupted", data)
     assert resumed == uninterrupted
