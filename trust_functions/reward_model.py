@@ -64,7 +64,7 @@ class RewardModel(TrustFunction):
         if not hasattr(self, "_splits"):
             raise RuntimeError("RewardModel needs prepare() before fit/score (the W2SDataModule calls it)")
         for split in self._splits.values():
-            if len(split) == len(outputs) and list(split["id"]) == list(outputs.ids):
+            if len(split) == len(outputs) and [str(i) for i in split["id"]] == list(outputs.ids):
                 return [self._task.prompt(ex) + gen for ex, gen in zip(split, outputs.generations)]
         raise W2SError("RewardModel: the teacher outputs match no split of the task; delete the teacher cache")
 
