@@ -48,7 +48,7 @@ def test_artifacts_load_like_hub_models(tiny_world):
     assert (tiny_world / "teacher" / "manifest.json").exists()
 
 
-@pytest.mark.slow(minutes=11)
+@pytest.mark.slow(minutes=9)
 def test_default_toy_config_shows_the_effect(tmp_path):
     """The README's command on the default toy world shows the paper's effect (issue thresholds, one seed):
     the NTF lifts the student well above Naive, and its hidden states see errors output-layer entropy misses."""
