@@ -53,7 +53,6 @@ class RewardModel(TrustFunction):
         self.batch_size, self.max_length, self.val_fraction = batch_size, max_length, val_fraction
         self.dtype, self.trust_remote_code = dtype, trust_remote_code
         self.source_val: dict[str, float] = {}
-        self._texts: dict[str, list[str]] = {}
         self._net = None
 
     def prepare(self, teacher, task: Task, splits: datasets.DatasetDict) -> None:

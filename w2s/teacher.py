@@ -23,6 +23,10 @@ from w2s.tasks.base import MultipleChoiceTask, Task
 CACHE_VERSION = "1"
 
 
+LISTS = ("ids", "generations", "weak_labels")
+ARRAYS = ("hidden", "option_logprobs", "token_logprobs", "token_entropy", "correct")
+
+
 @dataclass
 class TeacherOutputs:
     """The teacher's pass over one split: weak labels, hidden states and output-layer signals.
@@ -59,27 +63,19 @@ class TeacherOutputs:
     @classmethod
     def concat(cls, parts: list["TeacherOutputs"]) -> "TeacherOutputs":
         """One split's outputs from its consecutive shards."""
-        join = lambda name: None if getattr(parts[0], name) is None else np.concatenate(  # noqa: E731
-            [np.asarray(getattr(p, name)) for p in parts])
-        return cls(
-            ids=[i for p in parts for i in p.ids], generations=[g for p in parts for g in p.generations],
-            weak_labels=[w for p in parts for w in p.weak_labels], hidden=join("hidden"),
-            option_logprobs=join("option_logprobs"), token_logprobs=join("token_logprobs"),
-            token_entropy=join("token_entropy"), correct=join("correct"),
-            features={k: np.concatenate([np.asarray(p.features[k]) for p in parts]) for k in parts[0].features},
-        )
+        first = parts[0]
+        return cls(**{n: [x for p in parts for x in getattr(p, n)] for n in LISTS},
+                   **{n: None if getattr(first, n) is None else np.concatenate([getattr(p, n) for p in parts])
+                      for n in ARRAYS},
+                   features={k: np.concatenate([p.features[k] for p in parts]) for k in first.features})
 
     def subset(self, index) -> "TeacherOutputs":
         """The outputs of the examples at ``index`` (e.g. one fold of the source set)."""
-        index = np.asarray(index)
-        pick = lambda a: None if a is None else np.asarray(a)[index]  # noqa: E731
-        return TeacherOutputs(
-            ids=[self.ids[i] for i in index], generations=[self.generations[i] for i in index],
-            weak_labels=[self.weak_labels[i] for i in index], hidden=pick(self.hidden),
-            option_logprobs=pick(self.option_logprobs), token_logprobs=pick(self.token_logprobs),
-            token_entropy=pick(self.token_entropy), correct=pick(self.correct),
-            features={k: pick(v) for k, v in self.features.items()},
-        )
+        index = np.asarray(index, dtype=int)
+        return TeacherOutputs(**{n: [getattr(self, n)[i] for i in index] for n in LISTS},
+                              **{n: None if getattr(self, n) is None else np.asarray(getattr(self, n))[index]
+                                 for n in ARRAYS},
+                              features={k: np.asarray(v)[index] for k, v in self.features.items()})
 
     @property
     def accuracy(self) -> float:
@@ -322,8 +318,6 @@ def _feature_file(name: str) -> str:
     layer, pooling = parse_feature(name)
     return f"feature_{layer}_{pooling}.npy"
 
-
-ARRAYS = ("hidden", "option_logprobs", "token_logprobs", "token_entropy", "correct")
 
 
 def save_outputs(outputs: TeacherOutputs, target: Path, manifest: dict) -> None:

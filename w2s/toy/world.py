@@ -172,22 +172,24 @@ class CorpusSampler:
         rng, kb = self.rng, self.kb
         entity = int(rng.choice(len(kb.entities), p=self.popularity))
         if rng.random() < self.qa_fraction:
-            family = list(FAMILIES)[rng.integers(len(FAMILIES))]
-            ex = question(kb, entity, family, self.qa_formats[rng.integers(len(self.qa_formats))])
+            ex = self._question(entity)
             return format_mcqa_prompt(ex["question"], ex["choices"]) + " " + ex["answer"]
         family = list(FAMILIES)[rng.integers(len(FAMILIES))]
         value = FAMILIES[family][kb.facts[family][entity]]
         return FACT_TEMPLATE.format(entity=kb.entities[entity], family=family, value=value)
+
+    def _question(self, entity: int) -> dict:
+        """A question about ``entity`` on a random family, in one of the practised formats."""
+        family = list(FAMILIES)[self.rng.integers(len(FAMILIES))]
+        return question(self.kb, entity, family, self.qa_formats[self.rng.integers(len(self.qa_formats))])
 
     def judged(self) -> tuple[str, bool]:
         """An answered question and whether the answer is right (half right, half a random wrong letter):
         the reward model's training data."""
         from w2s.tasks.base import format_mcqa_prompt
 
-        rng, kb = self.rng, self.kb
-        entity = int(rng.choice(len(kb.entities), p=self.popularity))
-        family = list(FAMILIES)[rng.integers(len(FAMILIES))]
-        ex = question(kb, entity, family, self.qa_formats[rng.integers(len(self.qa_formats))])
+        rng = self.rng
+        ex = self._question(int(rng.choice(len(self.kb.entities), p=self.popularity)))
         right = bool(rng.random() < 0.5)
         letters = LETTERS[: len(ex["choices"])]
         answer = ex["answer"] if right else rng.choice([x for x in letters if x != ex["answer"]])
