@@ -15,7 +15,7 @@ class LoRASFTStudent(L.LightningModule):
     """A causal LM with a LoRA adapter, trained on (prompt, weak label) with loss on the answer tokens only.
 
     Validation and test report multiple-choice accuracy on the target test split: the option whose answer
-    token has the highest logit right after the prompt.
+    token has the highest logit right after the prompt (also per benchmark when the split mixes several).
 
     Args:
         model: ``toy:<seed>/student``, a local ``save_pretrained`` directory, or a hub id.
@@ -75,11 +75,21 @@ class LoRASFTStudent(L.LightningModule):
         option_logits = option_logits.masked_fill(batch["option_ids"] < 0, float("-inf"))
         return (option_logits.argmax(-1) == batch["gold"]).float()
 
+    def _log_accuracy(self, name: str, batch: dict, **kwargs) -> None:
+        """Accuracy over the batch, and per benchmark when the evaluation split mixes several."""
+        correct = self._accuracy(batch)
+        self.log(name, correct.mean(), batch_size=len(correct), **kwargs)
+        groups = getattr(self.trainer.datamodule, "eval_groups", [])
+        if len(groups) > 1:
+            for g in batch["group"].unique().tolist():
+                mask = batch["group"] == g
+                self.log(f"{name}/{groups[g]}", correct[mask].mean(), batch_size=int(mask.sum()))
+
     def validation_step(self, batch: dict, _) -> None:
-        self.log("student/accuracy", self._accuracy(batch).mean(), batch_size=len(batch["gold"]), prog_bar=True)
+        self._log_accuracy("student/accuracy", batch, prog_bar=True)
 
     def test_step(self, batch: dict, _) -> None:
-        self.log("student/test_accuracy", self._accuracy(batch).mean(), batch_size=len(batch["gold"]))
+        self._log_accuracy("student/test_accuracy", batch)
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

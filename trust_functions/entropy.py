@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -15,7 +13,7 @@ from w2s.teacher import TeacherOutputs
 class Entropy(TrustFunction):
     """Negative entropy of the teacher's answer distribution, scaled to [0, 1] (1 = certain).
 
-    Multiple choice: entropy over the answer options, divided by log K. Free-form answers: the mean entropy
+    Multiple choice: entropy over the options the example offers, divided by log K. Free-form answers: the mean entropy
     of the next-token distribution over the generated tokens, mapped through ``exp(-H)``.
     """
 
@@ -24,4 +22,5 @@ class Entropy(TrustFunction):
         if probs is None:
             return torch.exp(-torch.as_tensor(np.asarray(target.token_entropy), dtype=torch.float32))
         entropy = -(probs * probs.clamp(min=1e-12).log()).sum(-1)
-        return (1 - entropy / math.log(probs.shape[-1])).clamp(0, 1)
+        offered = torch.isfinite(torch.as_tensor(np.asarray(target.option_logprobs))).sum(-1).clamp(min=2)
+        return (1 - entropy / offered.double().log().float()).clamp(0, 1)

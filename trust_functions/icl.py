@@ -32,8 +32,12 @@ class FewShot(Task):
     def completion(self, label: str) -> str:
         return self._task.completion(label)
 
-    def parse(self, generation: str) -> str | None:
-        return self._task.parse(generation)
+    def parse(self, generation: str, example: dict | None = None) -> str | None:
+        return self._task.parse(generation, example)
+
+    @property
+    def chat_template(self) -> bool:
+        return self._task.chat_template
 
     def gold(self, example: dict) -> str:
         return self._task.gold(example)

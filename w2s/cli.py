@@ -17,7 +17,7 @@ from students.sft import LoRASFTStudent
 from trust_functions.base import TrustFunction
 from w2s.cache import atomic_write_text, stable_hash
 from w2s.data import W2SDataModule
-from w2s.errors import W2SError
+from w2s.errors import W2SError, w2s_error_in
 
 
 class W2SCLI(LightningCLI):
@@ -60,12 +60,15 @@ class W2SCLI(LightningCLI):
     def before_fit(self) -> None:
         log_dir = Path(self.trainer.log_dir or ".")
         atomic_write_text(log_dir / "run.json", json.dumps({"fingerprint": getattr(self, "_fingerprint", None)}))
-        self.base = self._evaluate(self.trainer.validate, "student/accuracy")
+        self.base, self.base_by = self._evaluate(self.trainer.validate, "student/accuracy")
 
     def after_fit(self) -> None:
-        final = self._evaluate(self.trainer.test, "student/test_accuracy")
+        final, final_by = self._evaluate(self.trainer.test, "student/test_accuracy")
         results = self.datamodule.report | {"seed": self.config.fit.get("seed_everything")}
         results["student"] = {"accuracy": {"base": self.base, "final": final}}
+        if final_by:
+            results["student"]["accuracy_by_benchmark"] = {
+                name: {"base": self.base_by[name], "final": value} for name, value in final_by.items()}
         log_dir = Path(self.trainer.log_dir or ".")
         self.model.save_adapter(log_dir / "student_adapter")
         atomic_write_text(log_dir / "results.json", json.dumps(results, indent=2, default=float))
@@ -110,9 +113,14 @@ class W2SCLI(LightningCLI):
             experiment.add_scalar(tag, values[tag], step)
         experiment.flush()
 
-    def _evaluate(self, method, key: str) -> float:
+    def _evaluate(self, method, key: str) -> tuple[float, dict[str, float]]:
+        """Student accuracy on the test split: the mean over its benchmarks (the paper's average), and each one's
+        when it mixes several (else an empty dict)."""
         method(self.model, datamodule=self.datamodule, verbose=False)
-        return float(self.trainer.callback_metrics[key])
+        metrics = self.trainer.callback_metrics
+        by = {name: float(metrics[f"{key}/{name}"]) for name in self.datamodule.eval_groups
+              if f"{key}/{name}" in metrics}
+        return (sum(by.values()) / len(by) if by else float(metrics[key])), by
 
 
 def run_fingerprint(config) -> str:
@@ -167,17 +175,6 @@ def main(args: list[str] | None = None) -> None:
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-
-
-def w2s_error_in(exc: BaseException) -> W2SError | None:
-    """The W2SError that caused ``exc`` (itself, or one in its cause/context chain), if any."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, W2SError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class W2SDataModule(L.LightningDataModule):
         self._splits = None
         self._outputs: dict[str, TeacherOutputs] | None = None
         self._train: list[dict] | None = None
+        self.eval_groups: list[str] = []
 
     @property
     def splits(self):
@@ -84,7 +85,10 @@ class W2SDataModule(L.LightningDataModule):
         if self._train is None:  # setup runs for validate, fit and test: build everything once
             self._shuffle_seed = torch.initial_seed()  # seed_everything's seed, whatever the trust fit drew since
             self.tokenizer = load_tokenizer(self.student)
-            self._eval = [self._eval_example(ex) for ex in self.splits["test"]]
+            test = self.splits["test"]
+            # per-benchmark accuracy when the test split mixes benchmarks (the paper's five-benchmark average)
+            self.eval_groups = sorted(set(test["benchmark"])) if "benchmark" in test.column_names else []
+            self._eval = [self._eval_example(ex) for ex in test]
             self._train = self._trusted_subset(self.teacher_outputs())
 
     # ---- steps 3-4: trust and selection --------------------------------------------------------------------
@@ -120,7 +124,8 @@ class W2SDataModule(L.LightningDataModule):
 
     # ---- student batches -----------------------------------------------------------------------------------
     def _prompt_ids(self, example: dict) -> list[int]:
-        return self.tokenizer(self.task.prompt(example)).input_ids
+        text = self.task.render(self.tokenizer, example)
+        return self.tokenizer(text, add_special_tokens=self.task.add_special_tokens).input_ids
 
     def _train_example(self, example: dict, label: str) -> dict:
         prompt = self._prompt_ids(example)
@@ -131,7 +136,8 @@ class W2SDataModule(L.LightningDataModule):
     def _eval_example(self, example: dict) -> dict:
         return {"input_ids": self._prompt_ids(example)[-self.max_length:],
                 "option_ids": self.task.option_token_ids(self.tokenizer, example),
-                "gold": self.task.options(example).index(self.task.gold(example))}
+                "gold": self.task.options(example).index(self.task.gold(example)),
+                "group": self.eval_groups.index(example["benchmark"]) if self.eval_groups else 0}
 
     def _collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)
@@ -147,6 +153,7 @@ class W2SDataModule(L.LightningDataModule):
             k = max(len(r["option_ids"]) for r in rows)
             batch["option_ids"] = torch.tensor([r["option_ids"] + [-1] * (k - len(r["option_ids"])) for r in rows])
             batch["gold"] = torch.tensor([r["gold"] for r in rows])
+            batch["group"] = torch.tensor([r["group"] for r in rows])
             batch["last"] = batch["attention_mask"].sum(1) - 1
         return batch
 

@@ -177,8 +177,9 @@ class Teacher:
     def run(self, model, tokenizer, task: Task, split: datasets.Dataset, desc: str = "teacher pass") -> TeacherOutputs:
         """Label ``split`` with ``model``; examples are bucketed by prompt length, results kept in split order."""
         examples = list(split)
-        prompts = [task.prompt(ex) for ex in examples]
-        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=True).input_ids]
+        prompts = [task.render(tokenizer, ex) for ex in examples]
+        special = task.add_special_tokens
+        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=special).input_ids]
         order = np.argsort(lengths, kind="stable")
         option_ids = _option_token_ids(task, tokenizer, examples)
         n_states = model.config.get_text_config().num_hidden_layers + 1
@@ -190,10 +191,10 @@ class Teacher:
         for start in tqdm(range(0, len(order), self.batch_size), desc=desc, unit="batch"):
             idx = order[start : start + self.batch_size]
             batch = self._generate(model, tokenizer, [prompts[i] for i in idx],
-                                   None if option_ids is None else option_ids[idx])
+                                   None if option_ids is None else option_ids[idx], special)
             for j, i in enumerate(idx):
                 rows[i] = {k: v[j] for k, v in batch.items()}
-        weak = [task.parse(r["generation"]) for r in rows]
+        weak = [task.parse(r["generation"], ex) for r, ex in zip(rows, examples)]
         gold = [task.gold(ex) for ex in examples]
         hidden = np.stack([r["hidden"] for r in rows]).astype(np.float32)
         features = {name: np.stack([r[f"feature:{name}"] for r in rows]).astype(np.float32) for name in self.features}
@@ -208,15 +209,18 @@ class Teacher:
             generations=[r["generation"] for r in rows],
             weak_labels=weak,
             hidden=hidden,
-            option_logprobs=None if option_ids is None else np.stack([r["option_logprobs"] for r in rows]),
+            option_logprobs=None if option_ids is None else _offered_only(
+                np.stack([r["option_logprobs"] for r in rows]), [len(task.options(ex)) for ex in examples]),
             token_logprobs=np.array([r["token_logprob"] for r in rows], dtype=np.float32),
             token_entropy=np.array([r["token_entropy"] for r in rows], dtype=np.float32),
             correct=np.array([w is not None and w == g for w, g in zip(weak, gold)]),
             features=features,
         )
 
-    def _generate(self, model, tokenizer, prompts: list[str], option_ids: np.ndarray | None) -> dict[str, list]:
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(model.device)
+    def _generate(self, model, tokenizer, prompts: list[str], option_ids: np.ndarray | None,
+                  add_special_tokens: bool = True) -> dict[str, list]:
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
+                        add_special_tokens=add_special_tokens).to(model.device)
         out = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
                              return_dict_in_generate=True, output_hidden_states=True, output_logits=True,
                              pad_token_id=tokenizer.pad_token_id)
@@ -275,6 +279,12 @@ def _option_token_ids(task: Task, tokenizer, examples: list[dict]) -> np.ndarray
         return None
     widest = max(examples, key=lambda ex: len(task.options(ex)))
     return np.tile(np.array(task.option_token_ids(tokenizer, widest)), (len(examples), 1))
+
+
+def _offered_only(option_logprobs: np.ndarray, counts: list[int]) -> np.ndarray:
+    """Log-prob -inf for the letters an example does not offer (a 3-option question among 5-option ones)."""
+    offered = np.arange(option_logprobs.shape[1])[None] < np.asarray(counts)[:, None]
+    return np.where(offered, option_logprobs, -np.inf).astype(np.float32)
 
 
 def model_fingerprint(name: str) -> dict:

@@ -1,6 +1,9 @@
 """Task adapters (one module per task family)."""
 
 from w2s.tasks.base import LETTERS, LocalMultipleChoice, MultipleChoiceTask, Task, format_mcqa_prompt
+from w2s.tasks.mcqa import MultipleChoice
+from w2s.tasks.sources import BENCHMARKS, Benchmark, Fields
 from w2s.tasks.toy import ToyKnowledge
 
-__all__ = ["LETTERS", "LocalMultipleChoice", "MultipleChoiceTask", "Task", "ToyKnowledge", "format_mcqa_prompt"]
+__all__ = ["BENCHMARKS", "LETTERS", "Benchmark", "Fields", "LocalMultipleChoice", "MultipleChoice",
+           "MultipleChoiceTask", "Task", "ToyKnowledge", "format_mcqa_prompt"]

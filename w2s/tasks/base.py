@@ -11,6 +11,13 @@ from w2s.errors import W2SError
 
 LETTERS = "ABCDEFGHIJ"
 SPLITS = ("source", "target", "test")
+ANSWER_PATTERNS = (  # tried in order; the first match decides
+    re.compile(r"(?i:answer)(?:\s+is)?\s*[:=]?\s*\(?([A-J])(?![A-Za-z])"),  # "The answer is B", "Answer: (C)"
+    re.compile(r"^\(?([A-J])(?:[).:,]|\s*\n|\s*$)"),  # "B", "B)", "(B)", "B. Paris", "B\n\nQuestion: ..."
+    re.compile(r"^\(?([a-j])\)?[.:]?$"),  # a lone lowercase letter: "b", "b)", "(b)"
+    re.compile(r"(?i:answer)(?:\s+is)?\s*[:=]?\s*\(?([a-j])\)?(?:[.:]|$)"),  # "the answer is b."
+    re.compile(r"\(([A-J])\)"),  # "(B)" anywhere
+)
 
 
 def format_mcqa_prompt(question: str, choices: list[str]) -> str:
@@ -23,7 +30,11 @@ class Task:
     """A task adapter: loads the source / target / test splits and defines prompts and correctness.
 
     Subclasses implement :meth:`load_splits`, :meth:`prompt`, :meth:`completion` and :meth:`parse`.
+    ``chat_template`` wraps each prompt in the tokenizer's chat template (a user turn, then the generation
+    prompt) for instruct models; each model's own template is used, so teacher and student may differ.
     """
+
+    chat_template: bool = False
 
     def load_splits(self) -> datasets.DatasetDict:
         raise NotImplementedError
@@ -31,12 +42,29 @@ class Task:
     def prompt(self, example: dict) -> str:
         raise NotImplementedError
 
+    def render(self, tokenizer, example: dict) -> str:
+        """The text a model is fed for ``example``: the prompt, or its chat-template rendering."""
+        text = self.prompt(example)
+        if not self.chat_template:
+            return text
+        if not getattr(tokenizer, "chat_template", None):
+            raise W2SError(f"task.chat_template is on, but the tokenizer of {tokenizer.name_or_path} has no chat "
+                           "template; turn it off for base models")
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True, enable_thinking=False)
+
+    @property
+    def add_special_tokens(self) -> bool:
+        """Whether tokenizing a rendered prompt adds BOS and the like (a chat template already has them)."""
+        return not self.chat_template
+
     def completion(self, label: str) -> str:
         """Text the student is trained to produce for ``label`` (appended right after the prompt)."""
         raise NotImplementedError
 
-    def parse(self, generation: str) -> str | None:
-        """The label in a teacher generation, or ``None`` when it cannot be parsed (counted as wrong)."""
+    def parse(self, generation: str, example: dict | None = None) -> str | None:
+        """The label in a teacher generation for ``example``, or ``None`` when it cannot be parsed (counted as
+        wrong and reported)."""
         raise NotImplementedError
 
     def gold(self, example: dict) -> str:
@@ -62,12 +90,13 @@ class MultipleChoiceTask(Task):
 
     Args:
         answer_prefix_space: the completion is ``" B"`` (a space, then the letter), as most tokenizers expect.
+        chat_template: wrap prompts in each model's chat template (see :class:`Task`).
     """
 
     required_fields = ("id", "question", "choices", "answer")
 
-    def __init__(self, answer_prefix_space: bool = True) -> None:
-        self.answer_prefix_space = answer_prefix_space
+    def __init__(self, answer_prefix_space: bool = True, chat_template: bool = False) -> None:
+        self.answer_prefix_space, self.chat_template = answer_prefix_space, chat_template
 
     def prompt(self, example: dict) -> str:
         return format_mcqa_prompt(example["question"], example["choices"])
@@ -82,9 +111,17 @@ class MultipleChoiceTask(Task):
         """First token id of each option's completion (``" A"``, ``" B"``...): where answers are scored."""
         return [tokenizer(self.completion(o), add_special_tokens=False).input_ids[0] for o in self.options(example)]
 
-    def parse(self, generation: str) -> str | None:
-        match = re.search(r"\b([A-J])\b", generation.strip())
-        return match.group(1) if match else None
+    def parse(self, generation: str, example: dict | None = None) -> str | None:
+        """The answer letter in ``" B"``, ``"B)"``, ``"(B)"``, ``"B. Paris"``, ``"The answer is B"``, ``"b"``...;
+        ``None`` when there is none or it is not one of the example's options."""
+        text = generation.strip()
+        valid = self.options(example) if example is not None else LETTERS
+        for pattern in ANSWER_PATTERNS:
+            match = pattern.search(text)
+            if match:
+                letter = match.group(1).upper()
+                return letter if letter in valid else None
+        return None
 
     def check_fields(self, splits: datasets.DatasetDict) -> None:
         for name, split in splits.items():
@@ -103,8 +140,8 @@ class LocalMultipleChoice(MultipleChoiceTask):
         path: directory written by ``DatasetDict.save_to_disk``.
     """
 
-    def __init__(self, path: str, answer_prefix_space: bool = True) -> None:
-        super().__init__(answer_prefix_space)
+    def __init__(self, path: str, answer_prefix_space: bool = True, chat_template: bool = False) -> None:
+        super().__init__(answer_prefix_space, chat_template)
         self.path = path
 
     def load_splits(self) -> datasets.DatasetDict:

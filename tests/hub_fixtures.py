@@ -1,0 +1,116 @@
+"""Small copies of the world-knowledge benchmarks in their exact hub layout, schema and splits.
+
+Each is written where ``huggingface-cli download <org>/<name> --repo-type dataset --local-dir <root>/<org>/<name>``
+would put the real one: a README whose YAML ``configs`` map splits to parquet files, and the parquet files
+(``<config>/<split>-00000-of-00001.parquet`` or ``data/<split>-...``) with the hub's features.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import datasets
+from datasets import ClassLabel, Features, Sequence, Value
+
+CHOICE_STRUCT = Sequence({"text": Value("string"), "label": Value("string")})
+WORDS = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "granite", "harbor", "iris", "juniper"]
+
+
+def _options(i: int, k: int) -> list[str]:
+    return [f"{WORDS[(i + j) % len(WORDS)]} {j}" for j in range(k)]
+
+
+def _question(i: int, name: str) -> str:
+    return f"In {name} question {i}, which of these is the {WORDS[i % len(WORDS)]} one?"
+
+
+def mmlu_rows(n: int, split: str) -> dict:
+    return {"question": [_question(i, f"mmlu {split}") for i in range(n)],
+            "subject": [["anatomy", "astronomy", "virology"][i % 3] for i in range(n)],
+            "choices": [_options(i, 4) for i in range(n)], "answer": [i % 4 for i in range(n)]}
+
+
+def arc_rows(n: int, split: str, name: str) -> dict:
+    rows = {"id": [], "question": [], "choices": [], "answerKey": []}
+    for i in range(n):
+        k = [4, 4, 3, 5][i % 4]  # ARC has 3- and 5-option questions, and some with digit labels
+        labels = list("12345"[:k]) if i % 5 == 4 else list("ABCDE"[:k])
+        rows["id"].append(f"{name}_{split}_{i}")
+        rows["question"].append(_question(i, f"{name} {split}"))
+        rows["choices"].append({"text": _options(i, k), "label": labels})
+        rows["answerKey"].append(labels[i % k])
+    return rows
+
+
+def openbookqa_rows(n: int, split: str) -> dict:
+    rows = arc_rows(n, split, "obqa")
+    return {"id": rows["id"], "question_stem": rows["question"],
+            "choices": [{"text": _options(i, 4), "label": list("ABCD")} for i in range(n)],
+            "answerKey": ["ABCD"[i % 4] for i in range(n)]}
+
+
+def commonsense_qa_rows(n: int, split: str) -> dict:
+    return {"id": [f"csqa{split}{i:04d}" for i in range(n)],
+            "question": [_question(i, f"csqa {split}") for i in range(n)],
+            "question_concept": [WORDS[i % len(WORDS)] for i in range(n)],
+            "choices": [{"label": list("ABCDE"), "text": _options(i, 5)} for i in range(n)],
+            "answerKey": ["" if split == "test" else "ABCDE"[i % 5] for i in range(n)]}  # the hub's test is unlabeled
+
+
+def sciq_rows(n: int, split: str) -> dict:
+    return {"question": [_question(i, f"sciq {split}") for i in range(n)],
+            "distractor3": [f"{WORDS[i % 10]} three" for i in range(n)],
+            "distractor1": [f"{WORDS[i % 10]} one" for i in range(n)],
+            "distractor2": [f"{WORDS[i % 10]} two" for i in range(n)],
+            "correct_answer": [f"{WORDS[i % 10]} right" for i in range(n)],
+            "support": [f"Support text {i}." for i in range(n)]}
+
+
+ARC = Features({"id": Value("string"), "question": Value("string"), "choices": CHOICE_STRUCT,
+                "answerKey": Value("string")})
+# hub id → (config → data directory, features, split → (rows function, row count))
+HUB = {
+    "cais/mmlu": ({"all": "all"}, Features({"question": Value("string"), "subject": Value("string"),
+                                            "choices": Sequence(Value("string")),
+                                            "answer": ClassLabel(names=["A", "B", "C", "D"])}),
+                  {"test": 20, "validation": 12, "dev": 10, "auxiliary_train": 10}),
+    "allenai/ai2_arc": ({"ARC-Easy": "ARC-Easy", "ARC-Challenge": "ARC-Challenge"}, ARC,
+                        {"train": 20, "validation": 10, "test": 16}),
+    "allenai/openbookqa": ({"main": "main"}, Features({"id": Value("string"), "question_stem": Value("string"),
+                                                       "choices": CHOICE_STRUCT, "answerKey": Value("string")}),
+                           {"train": 16, "validation": 10, "test": 12}),
+    "tau/commonsense_qa": ({"default": "data"}, Features({
+        "id": Value("string"), "question": Value("string"), "question_concept": Value("string"),
+        "choices": Sequence({"label": Value("string"), "text": Value("string")}), "answerKey": Value("string")}),
+        {"train": 15, "validation": 12, "test": 10}),
+    "allenai/sciq": ({"default": "data"}, Features({
+        "question": Value("string"), "distractor3": Value("string"), "distractor1": Value("string"),
+        "distractor2": Value("string"), "correct_answer": Value("string"), "support": Value("string")}),
+        {"train": 15, "validation": 10, "test": 12}),
+}
+
+
+def rows_for(hub_id: str, config: str, split: str, n: int) -> dict:
+    if hub_id == "cais/mmlu":
+        return mmlu_rows(n, split)
+    if hub_id == "allenai/ai2_arc":
+        return arc_rows(n, split, config)
+    return {"allenai/openbookqa": openbookqa_rows, "tau/commonsense_qa": commonsense_qa_rows,
+            "allenai/sciq": sciq_rows}[hub_id](n, split)
+
+
+def write_hub_fixtures(root: Path) -> Path:
+    """Write every benchmark under ``root/<org>/<name>`` in its hub layout; return ``root``."""
+    for hub_id, (configs, features, sizes) in HUB.items():
+        repo = root / hub_id
+        yaml = ["---", "configs:"]
+        for config, folder in configs.items():
+            yaml += [f"- config_name: {config}", "  data_files:"]
+            for split, n in sizes.items():
+                path = f"{folder}/{split}-00000-of-00001.parquet"
+                (repo / folder).mkdir(parents=True, exist_ok=True)
+                datasets.Dataset.from_dict(rows_for(hub_id, config, split, n), features=features).to_parquet(
+                    str(repo / path))
+                yaml += [f"  - split: {split}", f"    path: {folder}/{split}-*"]
+        (repo / "README.md").write_text("\n".join(yaml + ["---", f"# {hub_id} (test fixture)", ""]))
+    return root

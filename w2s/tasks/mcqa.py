@@ -1,0 +1,120 @@
+"""``MultipleChoice``: world-knowledge benchmarks (MMLU, ARC, ...) and your own multiple-choice data."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import datasets
+import numpy as np
+
+from w2s.errors import W2SError
+from w2s.tasks.base import SPLITS, MultipleChoiceTask
+from w2s.tasks.sources import BENCHMARKS, Fields, Reference, load_raw, to_examples
+
+
+class MultipleChoice(MultipleChoiceTask):
+    """Multiple-choice source, target and test splits, each built from one or more data references.
+
+    A reference is ``<benchmark or path>[:<split>][[<start>:<stop>]]`` (see ``w2s.tasks.sources``): a hub
+    benchmark (``mmlu``, ``arc_easy``, ``arc_challenge``, ``openbookqa``, ``commonsense_qa``, ``sciq``) or a
+    local JSONL / CSV / parquet file or ``save_to_disk`` directory, optionally a seeded-random part of it.
+    Parts of one split used by several references must not overlap (checked), so ``source: mmlu:test[:50%]``
+    and ``target: mmlu:test[50%:80%]`` are the in-distribution (ID) setting, and ``target: arc_easy:train``
+    with an MMLU source the OOD_dist one. A test split with several references reports accuracy per benchmark
+    and their mean.
+
+    Args:
+        source: reference(s) of the labeled source set D_l.
+        target: reference(s) of the target set D_u (its gold answers are used for evaluation only).
+        test: reference(s) of the student's evaluation split.
+        data_dir: directory holding local copies of hub benchmarks as ``<data_dir>/<org>/<name>`` (what
+            ``huggingface-cli download <org>/<name> --repo-type dataset --local-dir <data_dir>/<org>/<name>``
+            writes); unset: the hub, or its local cache (``HF_HOME``).
+        question_field: column of the question (local files; benchmarks know their own schema).
+        choices_field: column of the options (a list, or an ARC-style ``{text, label}`` struct), or one
+            column per option.
+        answer_field: column of the gold answer: an option index, a letter, a label or the right option's text.
+        id_field: column of a unique example id (row numbers when absent).
+        shuffle_seed: seed of the shuffle that slices and ``max_examples`` draw from.
+        max_examples: keep at most this many examples per reference (a random subset), for quick runs.
+        answer_prefix_space: the completion is ``" B"`` (space, then letter), as most tokenizers expect.
+        chat_template: wrap prompts in each model's chat template (instruct models).
+    """
+
+    def __init__(
+        self,
+        source: str | list[str],
+        target: str | list[str],
+        test: str | list[str],
+        data_dir: str | None = None,
+        question_field: str = "question",
+        choices_field: str | list[str] = "choices",
+        answer_field: str = "answer",
+        id_field: str | None = "id",
+        shuffle_seed: int = 0,
+        max_examples: int | None = None,
+        answer_prefix_space: bool = True,
+        chat_template: bool = False,
+    ) -> None:
+        super().__init__(answer_prefix_space, chat_template)
+        self.source, self.target, self.test = source, target, test
+        self.references = {name: [Reference.parse(r) for r in _as_list(refs, name)]
+                           for name, refs in zip(SPLITS, (source, target, test))}
+        if max_examples is not None and max_examples < 1:
+            raise W2SError(f"task max_examples must be ≥ 1 (got {max_examples})")
+        self.data_dir, self.shuffle_seed, self.max_examples = data_dir, shuffle_seed, max_examples
+        self.question_field, self.choices_field = question_field, choices_field
+        self.answer_field, self.id_field = answer_field, id_field
+
+    def fields_for(self, ref: Reference) -> Fields:
+        if ref.benchmark is not None:
+            return ref.benchmark.fields
+        choices = self.choices_field if isinstance(self.choices_field, str) else tuple(self.choices_field)
+        return Fields(self.question_field, choices, self.answer_field, self.id_field)
+
+    def hub_datasets(self) -> list[str]:
+        """Hub ids this task reads from the hub (none when ``data_dir`` holds local copies)."""
+        if self.data_dir is not None:
+            return []
+        return sorted({r.benchmark.hub_id for refs in self.references.values() for r in refs if r.benchmark})
+
+    def load_splits(self) -> datasets.DatasetDict:
+        used: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)  # (name, split) → row → who uses it
+        splits = {}
+        for name, refs in self.references.items():
+            parts = []
+            for ref in refs:
+                raw, split = load_raw(ref, self.data_dir)
+                rows = ref.rows(len(raw), self.shuffle_seed)
+                if self.max_examples is not None and len(rows) > self.max_examples:
+                    rows = _subsample(rows, self.max_examples, self.shuffle_seed)
+                _check_disjoint(used[(ref.name, split)], rows, f"{name} ({ref.text})")
+                parts.append(to_examples(raw, rows, self.fields_for(ref), ref, split, self.shuffle_seed))
+            splits[name] = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+            ids = splits[name]["id"]
+            if len(set(ids)) != len(ids):
+                raise W2SError(f"the {name} split has repeated example ids; give each reference its own rows")
+        return datasets.DatasetDict(splits)
+
+
+def _as_list(refs: str | list[str], split: str) -> list[str]:
+    refs = [refs] if isinstance(refs, str) else list(refs)
+    if not refs:
+        raise W2SError(f"task {split} lists no data reference; give one such as 'mmlu:test[:40%]'")
+    return refs
+
+
+def _subsample(rows: np.ndarray, k: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(rows, size=k, replace=False))
+
+
+def _check_disjoint(used: dict[int, str], rows, who: str) -> None:
+    """Refuse two references that share rows of one split: a source/target/test leak."""
+    overlap = [int(r) for r in rows if int(r) in used]
+    if overlap:
+        raise W2SError(f"{who} shares {len(overlap)} rows with {used[overlap[0]]}; slice the split into disjoint "
+                       "parts, e.g. 'mmlu:test[:50%]', 'mmlu:test[50%:80%]', 'mmlu:test[80%:]'")
+    used.update({int(r): who for r in rows})
+
+
+__all__ = ["BENCHMARKS", "MultipleChoice"]
