@@ -26,8 +26,11 @@ class LoRASFTStudent(L.LightningModule):
         lr: AdamW peak learning rate.
         weight_decay: AdamW weight decay.
         warmup_ratio: share of the optimizer steps with linear warmup (then linear decay to 0).
-        dtype: model dtype.
+        dtype: model dtype (``bfloat16`` with ``trainer.precision: bf16-mixed`` on GPUs; the LoRA weights stay
+            float32).
         trust_remote_code: allow code shipped with the checkpoint to run (off by default).
+        gradient_checkpointing: recompute activations in the backward pass (less memory, ~30 % slower), for
+            large students such as Qwen3-14B.
     """
 
     def __init__(
@@ -42,12 +45,17 @@ class LoRASFTStudent(L.LightningModule):
         warmup_ratio: float = 0.1,
         dtype: str = "float32",
         trust_remote_code: bool = False,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                             target_modules=target_modules, task_type="CAUSAL_LM")
-        self.model = get_peft_model(load_causal_lm(model, dtype, trust_remote_code), config)
+        base = load_causal_lm(model, dtype, trust_remote_code)
+        if gradient_checkpointing:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            base.enable_input_require_grads()
+        self.model = get_peft_model(base, config)
         self.model.train()  # from_pretrained returns eval mode, which would switch off lora_dropout in training
         self.strict_loading = False  # checkpoints hold the trainable (LoRA) weights only
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import sys
@@ -18,6 +19,7 @@ from trust_functions.base import TrustFunction
 from w2s.cache import atomic_write_text, stable_hash
 from w2s.data import W2SDataModule
 from w2s.errors import W2SError, w2s_error_in
+from w2s.hub import preflight
 
 
 class W2SCLI(LightningCLI):
@@ -36,11 +38,13 @@ class W2SCLI(LightningCLI):
         parser.link_arguments("model.model", "data.student", apply_on="parse")
 
     def before_instantiate_classes(self) -> None:
-        """Resume an interrupted ``fit``: the latest run directory of the same logger with a student checkpoint,
-        no results.json and the same resolved config continues from its checkpoint, in place."""
+        """Check hub access (before anything is loaded or written), then resume an interrupted ``fit``: the
+        latest run directory of the same logger with a student checkpoint, no results.json and the same
+        resolved config continues from its checkpoint, in place."""
+        config = self.config[self.subcommand]
+        preflight(hub_references(config))
         if self.subcommand != "fit":
             return
-        config = self.config.fit
         self._fingerprint = run_fingerprint(config)
         logger = config.trainer.logger
         init = getattr(logger, "init_args", None)
@@ -121,6 +125,22 @@ class W2SCLI(LightningCLI):
         by = {name: float(metrics[f"{key}/{name}"]) for name in self.datamodule.eval_groups
               if f"{key}/{name}" in metrics}
         return (sum(by.values()) / len(by) if by else float(metrics[key])), by
+
+
+def hub_references(config) -> list[tuple[str, str, str]]:
+    """(kind, name, config key) of every model and dataset a resolved config names (hub ids or not)."""
+    refs = [("model", config.model.model, "model.model"),
+            ("model", config.data.teacher.init_args.model, "data.teacher.model")]
+    trust = config.get("trust")
+    if trust is not None and isinstance(trust.init_args.get("model"), str):
+        refs.append(("model", trust.init_args.model, "trust.init_args.model"))
+    task = config.data.task
+    module, _, name = task.class_path.rpartition(".")
+    task_class = getattr(importlib.import_module(module), name)
+    if hasattr(task_class, "hub_datasets"):  # reading the references instantiates nothing heavy
+        refs += [("dataset", d, "data.task.init_args.data_dir")
+                 for d in task_class(**task.init_args.as_dict()).hub_datasets()]
+    return refs
 
 
 def run_fingerprint(config) -> str:
