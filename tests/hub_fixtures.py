@@ -114,3 +114,56 @@ def write_hub_fixtures(root: Path) -> Path:
                 yaml += [f"  - split: {split}", f"    path: {folder}/{split}-*"]
         (repo / "README.md").write_text("\n".join(yaml + ["---", f"# {hub_id} (test fixture)", ""]))
     return root
+
+
+def fixture_texts(root: Path) -> list[str]:
+    """Every question and option in the fixtures (the tiny tokenizer's training text)."""
+    texts = []
+    for hub_id, (configs, _, sizes) in HUB.items():
+        for config in configs:
+            for split, n in sizes.items():
+                rows = rows_for(hub_id, config, split, n)
+                texts += rows.get("question", rows.get("question_stem", []))
+                texts += [str(v) for values in rows.values() for v in values if isinstance(v, str)]
+    return texts
+
+
+def save_tiny_lm(directory: Path, arch: str, texts: list[str], seed: int = 0,
+                 answers: list[tuple[str, str]] = ()) -> Path:
+    """A tiny Qwen3 or OLMo2 with a byte-level BPE tokenizer trained on ``texts`` (every answer letter with its
+    leading space is one token, as in the real tokenizers), saved with save_pretrained. Given ``answers``
+    ((prompt, letter) pairs), it is first trained briefly to give those letters: a weak teacher that emits
+    letters and is right where its letters are."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import AutoModelForCausalLM, Olmo2Config, PreTrainedTokenizerFast, Qwen3Config
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    letters = [f"Answer: {letter}" for letter in "ABCDEFGHIJ"] * 20
+    bpe.train_from_iterator(texts + letters, trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    assert all(len(tokenizer(f" {c}", add_special_tokens=False).input_ids) == 1 for c in "ABCDE")
+    special = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                   bos_token_id=tokenizer.eos_token_id)
+    shape = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=256)
+    config = (Qwen3Config(head_dim=8, tie_word_embeddings=True, **shape, **special) if arch == "qwen3"
+              else Olmo2Config(**shape, **special))
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    if answers:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        batch = tokenizer([f"{prompt} {letter}" for prompt, letter in answers], return_tensors="pt", padding=True,
+                          padding_side="left")
+        for _ in range(200):
+            logits = model(**batch).logits[:, -2]  # the position that predicts the answer letter
+            loss = torch.nn.functional.cross_entropy(logits, batch.input_ids[:, -1])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

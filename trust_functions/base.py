@@ -41,7 +41,8 @@ class TrustFunction:
 
 
 def require_both_classes(source: TeacherOutputs) -> None:
-    """A learned trust function needs correct and wrong weak labels on the source set."""
+    """A learned trust function needs correct and wrong weak labels on the source set (two of each, so that
+    both its training and its validation part have one)."""
     correct = np.asarray(source.correct)
     if correct.all() or not correct.any():
         state = "right" if correct.all() else "wrong"
@@ -49,6 +50,11 @@ def require_both_classes(source: TeacherOutputs) -> None:
             f"the teacher is {state} on all {len(correct)} source examples, so a trust function cannot learn "
             "when to trust it; use a larger or harder source set (or another teacher)"
         )
+    fewer = min(int(correct.sum()), int((~correct.astype(bool)).sum()))
+    if fewer < 2:
+        state = "right" if correct.sum() < 2 else "wrong"
+        raise W2SError(f"the teacher is {state} on only {fewer} of {len(correct)} source examples; a trust "
+                       "function needs at least 2 of each kind to train and validate: use a larger source set")
 
 
 def feature_matrix(outputs: TeacherOutputs, features: list[str] | None = None) -> torch.Tensor:
