@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub, nor read the user's hub and datasets caches
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="w2s-test-hf-")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -153,7 +153,7 @@ def _rekey(entry):
     ("n_too_large", "selection.n = 100000 is larger than the target set"),
     ("always_right", "teacher is right on all"),
     ("missing_dataset", "dataset path"),
-    ("hub_id_offline", "could not load model 'Qwen/Qwen3-1.7B'"),
+    ("hub_id_offline", "model 'Qwen/Qwen3-1.7B' (model.model): not in the local Hugging Face cache"),
     ("missing_field", "lacks field(s) ['answer']"),
     ("empty_source", "the 'source' split"),
     ("empty_target", "the 'target' split"),

@@ -131,9 +131,9 @@ def hub_references(config) -> list[tuple[str, str, str]]:
     """(kind, name, config key) of every model and dataset a resolved config names (hub ids or not)."""
     refs = [("model", config.model.model, "model.model"),
             ("model", config.data.teacher.init_args.model, "data.teacher.model")]
-    trust = config.get("trust")
-    if trust is not None and isinstance(trust.init_args.get("model"), str):
-        refs.append(("model", trust.init_args.model, "trust.init_args.model"))
+    trust_args = getattr(config.get("trust"), "init_args", None)
+    if trust_args is not None and isinstance(trust_args.get("model"), str):
+        refs.append(("model", trust_args.model, "trust.init_args.model"))
     task = config.data.task
     module, _, name = task.class_path.rpartition(".")
     task_class = getattr(importlib.import_module(module), name)
