@@ -238,9 +238,10 @@ def test_paper_config_offline_fails_fast_with_one_line(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("ntf_*.yaml")))
-def test_paper_configs_resolve(config, capsys):
+def test_paper_configs_resolve(config, capsys, monkeypatch):
     from w2s.cli import main
 
+    monkeypatch.setattr("sys.argv", ["main.py"])
     with pytest.raises(SystemExit) as exit_:
         main(["fit", "--config", str(ROOT / "configs" / config), "--print_config"])
     assert exit_.value.code in (0, None)
@@ -278,3 +279,25 @@ def test_your_own_jsonl_through_data_overrides_alone(tiny_world, tmp_path):
     reference = teacher.label(toy, {"target": toy.load()["target"]})["target"]
     assert ours.weak_labels == reference.weak_labels
     assert results["teacher"]["accuracy"]["target"] == pytest.approx(reference.accuracy)
+
+
+def test_chat_template_wraps_prompts_for_instruct_models(hub_root, tiny_models):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from w2s.teacher import Teacher
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["qwen3"])
+    task = MultipleChoice(source="mmlu:test", target="mmlu:dev", test="mmlu:validation", data_dir=str(hub_root),
+                          chat_template=True)
+    split = task.load()["source"].select(range(4))
+    with pytest.raises(W2SError, match="has no chat template"):
+        task.render(tokenizer, split[0])
+    tokenizer.chat_template = ("{% for m in messages %}<|user|>{{ m['content'] }}{% endfor %}"
+                               "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    assert task.render(tokenizer, split[0]) == f"<|user|>{task.prompt(split[0])}<|assistant|>"
+    assert not task.add_special_tokens
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["qwen3"])
+    outputs = Teacher(str(tiny_models["qwen3"]), max_new_tokens=3).run(model, tokenizer, task, split)
+    assert len(outputs) == 4 and outputs.hidden.shape[0] == 4
+    plain = MultipleChoice(source="mmlu:test", target="mmlu:dev", test="mmlu:validation", data_dir=str(hub_root))
+    assert task.fingerprint() != plain.fingerprint()  # a separate teacher cache entry

@@ -106,3 +106,22 @@ def test_a_failing_run_names_its_row_and_log(tiny_config, tmp_path):
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: compare run entropy, seed 0 failed") and "seed0.log" in last
+
+
+def test_table_has_one_accuracy_column_per_benchmark():
+    from w2s.compare import render, table_values
+
+    def result(final: float, by: dict[str, float], mode: str = "fraction") -> dict:
+        return {"student": {"accuracy": {"base": 0.2, "final": final},
+                            "accuracy_by_benchmark": {b: {"base": 0.1, "final": v} for b, v in by.items()}},
+                "trust": {"auc": 0.8, "ece": 0.1, "brier": 0.2, "purity": 0.9},
+                "selection": {"mode": mode, "n": 5, "labels": "gold" if mode == "all" else "weak"}}
+
+    results = {"ntf": {0: result(0.5, {"mmlu": 0.4, "arc_easy": 0.6})},
+               "gt": {0: result(0.6, {"mmlu": 0.5, "arc_easy": 0.7}, mode="all")}}
+    values = table_values(results, ["base", "ntf", "gt"], [0])
+    assert values["ntf"]["acc mmlu"] == [0.4] and values["base"]["acc arc_easy"] == [0.1]
+    assert values["ntf"]["recovery %"] == [pytest.approx(75.0)]
+    markdown, csv_text = render(values, [0])
+    assert "| acc arc_easy | acc mmlu | student accuracy |" in markdown
+    assert "acc mmlu mean" in csv_text

@@ -150,10 +150,17 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
     nan = float("nan")
     base = {s: next(r[s] for r in results.values() if s in r)["student"]["accuracy"]["base"] for s in seeds}
     gt = {s: results["gt"][s]["student"]["accuracy"]["final"] for s in seeds} if "gt" in results else {}
+    # a test split of several benchmarks: one accuracy column each ("student accuracy" is their mean)
+    benchmarks = sorted({b for r in results.values() for x in r.values()
+                         for b in x["student"].get("accuracy_by_benchmark", {})})
+    by = {s: next(r[s] for r in results.values() if s in r)["student"].get("accuracy_by_benchmark", {})
+          for s in seeds}
+    columns = [*COLUMNS[1:-2], *(f"acc {b}" for b in benchmarks), *COLUMNS[-2:]]
     values: dict[str, dict] = {}
     for row in rows:
         if row == "base":
-            per = [{"student accuracy": base[s], "recovery %": 0.0 if gt else nan} for s in seeds]
+            per = [{"student accuracy": base[s], "recovery %": 0.0 if gt else nan,
+                    **{f"acc {b}": by[s][b]["base"] for b in by[s]}} for s in seeds]
         else:
             per = []
             for s in seeds:
@@ -168,8 +175,9 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
                     "n": r["selection"]["n"],
                     "student accuracy": acc,
                     "recovery %": recovery(acc, base[s], gt[s]) if gt else nan,
+                    **{f"acc {b}": v["final"] for b, v in r["student"].get("accuracy_by_benchmark", {}).items()},
                 })
-        values[row] = {c: [p.get(c, nan) for p in per] for c in COLUMNS[1:]}
+        values[row] = {c: [p.get(c, nan) for p in per] for c in columns}
     return values
 
 
@@ -186,20 +194,21 @@ def fmt(values: list[float], column: str) -> str:
 
 def render(values: dict[str, dict], seeds: list[int]) -> tuple[str, str]:
     """Markdown and CSV of the table (mean ± sample std over seeds)."""
-    lines = [f"| {' | '.join(COLUMNS)} |", "|" + "---|" * len(COLUMNS)]
+    columns = list(next(iter(values.values())))
+    lines = [f"| row | {' | '.join(columns)} |", "|" + "---|" * (len(columns) + 1)]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["row", *(f"{c} {k}" for c in COLUMNS[1:] for k in ("mean", "std"))])
+    writer.writerow(["row", *(f"{c} {k}" for c in columns for k in ("mean", "std"))])
     for row, cols in values.items():
-        lines.append(f"| {ROWS[row][0]} | " + " | ".join(fmt(cols[c], c) for c in COLUMNS[1:]) + " |")
+        lines.append(f"| {ROWS[row][0]} | " + " | ".join(fmt(cols[c], c) for c in columns) + " |")
         stats = []
-        for c in COLUMNS[1:]:
+        for c in columns:
             v = np.asarray(cols[c], dtype=float)
             stats += ["", ""] if np.isnan(v).all() else [f"{np.nanmean(v):.6g}",
                                                          f"{np.nanstd(v, ddof=1):.6g}" if len(v) > 1 else ""]
         writer.writerow([row, *stats])
-    lines.append(f"\nseeds {', '.join(map(str, seeds))}; mean ± sample std over seeds; accuracy on the target "
-                 "test split; recovery = (row − base) / (ground truth − base) × 100 per seed.")
+    lines.append(f"\nseeds {', '.join(map(str, seeds))}; mean ± sample std over seeds; accuracy on the test "
+                 "split (the mean over its benchmarks when it has several); recovery = (row − base) / (ground truth − base) × 100 per seed.")
     return "\n".join(lines), out.getvalue()
 
 
