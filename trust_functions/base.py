@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -57,21 +59,78 @@ def require_both_classes(source: TeacherOutputs) -> None:
                        "function needs at least 2 of each kind to train and validate: use a larger source set")
 
 
+class FeatureView:
+    """The ``[N, d]`` float32 inputs of a hidden-state trust function — the teacher's default state g(x, ŷ)
+    (``"hidden"``) or the named cached features (``"<layer>:<pooling>"``), concatenated in the given order —
+    read by rows from the memory-mapped cache, so that only the rows asked for are ever in memory. Each read
+    maps the file afresh: pages touched once do not stay resident (a 1M × 4096 cache is 8-16 GB)."""
+
+    def __init__(self, outputs: TeacherOutputs, features: list[str] | None = None) -> None:
+        self.parts = []
+        for name in features or ["hidden"]:
+            if name == "hidden":
+                self.parts.append(outputs.hidden)
+            elif name in outputs.features:
+                self.parts.append(outputs.features[name])
+            else:
+                cached = ", ".join(["hidden", *sorted(outputs.features)])
+                raise W2SError(f"trust feature {name!r} was not cached by the teacher (cached: {cached}); "
+                               f"add it to data.teacher.features")
+
+    def __len__(self) -> int:
+        return len(self.parts[0])
+
+    @property
+    def dim(self) -> int:
+        return sum(p.shape[1] for p in self.parts)
+
+    def rows(self, index) -> torch.Tensor:
+        """The rows at ``index`` (any order), as one float32 tensor."""
+        index = np.asarray(index, dtype=np.int64)
+        order = np.argsort(index, kind="stable")  # read in file order, return in the order asked
+        parts = [_read_rows(p, index[order]) for p in self.parts]
+        out = np.empty((len(index), self.dim), dtype=np.float32)
+        out[order] = np.concatenate(parts, axis=1)
+        return torch.from_numpy(out)
+
+    def blocks(self, index, size: int = 65536):
+        """``(index_block, rows)`` over ``index`` in consecutive blocks of ``size`` rows."""
+        index = np.asarray(index, dtype=np.int64)
+        for start in range(0, len(index), size):
+            block = index[start : start + size]
+            yield block, self.rows(block)
+
+    def moments(self, index) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-dimension mean and std over ``index``, accumulated block by block in float64."""
+        total, squares = torch.zeros(self.dim, dtype=torch.float64), torch.zeros(self.dim, dtype=torch.float64)
+        for _, x in self.blocks(index):
+            total += x.double().sum(0)
+            squares += x.double().square().sum(0)
+        n = len(index)
+        mean = total / n
+        var = (squares - n * mean.square()) / max(1, n - 1)
+        return mean.float(), var.clamp(min=0).sqrt().float()
+
+
+def _read_rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    if _whole_file(array):  # a fresh mapping, dropped after the read
+        fresh = np.memmap(array.filename, dtype=array.dtype, mode="r", offset=array.offset, shape=array.shape)
+        rows = np.array(fresh[index], dtype=np.float32)
+        del fresh
+        return rows
+    return np.asarray(array[index], dtype=np.float32)
+
+
+def _whole_file(array: np.ndarray) -> bool:
+    """A memory map of a whole .npy file's data (a slice of one keeps its parent's offset: not remappable)."""
+    return (isinstance(array, np.memmap) and bool(array.filename) and array.flags.c_contiguous
+            and array.offset + array.nbytes == os.path.getsize(array.filename))
+
+
 def feature_matrix(outputs: TeacherOutputs, features: list[str] | None = None) -> torch.Tensor:
-    """``[N, d]`` float32 inputs of a hidden-state trust function: the teacher's default state g(x, ŷ)
-    (``"hidden"``), or the named cached features (``"<layer>:<pooling>"``) concatenated in the given order."""
-    names = features or ["hidden"]
-    parts = []
-    for name in names:
-        if name == "hidden":
-            parts.append(np.asarray(outputs.hidden, dtype=np.float32))
-        elif name in outputs.features:
-            parts.append(np.asarray(outputs.features[name], dtype=np.float32))
-        else:
-            cached = ", ".join(["hidden", *sorted(outputs.features)])
-            raise W2SError(f"trust feature {name!r} was not cached by the teacher (cached: {cached}); "
-                           f"add it to data.teacher.features")
-    return torch.from_numpy(np.concatenate(parts, axis=1))
+    """All rows of :class:`FeatureView` in memory (for small sets and full-batch fits such as a probe)."""
+    view = FeatureView(outputs, features)
+    return view.rows(np.arange(len(view)))
 
 
 def stratified_split(y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,10 +145,11 @@ def stratified_split(y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, to
 
 
 def split_source(source: TeacherOutputs, features: list[str] | None, val_fraction: float):
-    """What a learned trust function trains on: inputs ``x``, correctness ``y``, stratified ``train`` / ``val``
-    indices and the class weight of the correct labels (wrong / right count in ``train``)."""
+    """What a learned trust function trains on: inputs ``x`` (a :class:`FeatureView`), correctness ``y``,
+    stratified ``train`` / ``val`` indices and the class weight of the correct labels (wrong / right count in
+    ``train``)."""
     require_both_classes(source)
-    x = feature_matrix(source, features)
+    x = FeatureView(source, features)
     y = torch.from_numpy(np.asarray(source.correct, dtype=np.float32))
     train, val = stratified_split(y, val_fraction)
     n_pos = float(y[train].sum())

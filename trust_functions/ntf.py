@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
-from trust_functions.base import TrustFunction, feature_matrix, split_source
+from trust_functions.base import FeatureView, TrustFunction, split_source
 from w2s import metrics
 from w2s.teacher import TeacherOutputs
 
@@ -125,27 +126,51 @@ class NeuralTrustFunction(TrustFunction):
 
     def fit(self, source: TeacherOutputs) -> None:
         x, y, train, val, pos_weight = split_source(source, self.features, self.val_fraction)
-        network = NTFNetwork(x.shape[1], self.width, self.depth, self.expansion, self.dropout, self.drop_path)
+        network = NTFNetwork(x.dim, self.width, self.depth, self.expansion, self.dropout, self.drop_path)
         if self.standardize:
-            network.mean.copy_(x[train].mean(0))
-            network.std.copy_(x[train].std(0).clamp(min=1e-6))
+            mean, std = x.moments(train)
+            network.mean.copy_(mean)
+            network.std.copy_(std.clamp(min=1e-6))
         module = NTFModule(network, pos_weight, self.lr, self.weight_decay)
         trainer = L.Trainer(max_epochs=self.max_epochs, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
-        trainer.fit(module,
-                    DataLoader(TensorDataset(x[train], y[train]), batch_size=self.batch_size, shuffle=True),
-                    DataLoader(TensorDataset(x[val], y[val]), batch_size=1024))
+                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                            accelerator="cpu", devices=1)
+        trainer.fit(module, DataLoader(Batches(x, y, train, self.batch_size, shuffle=True), batch_size=None),
+                    DataLoader(Batches(x, y, val, 1024), batch_size=None))
         network.load_state_dict(module.best_state)
         self.network = network.eval()
-        scores = self._predict(x[val])
-        self.source_val = metrics.trust_metrics(scores, y[val])
+        self.source_val = metrics.trust_metrics(self._predict(x, val), y[val])
 
     @torch.no_grad()
-    def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.sigmoid(self.network(chunk)) for chunk in x.split(4096)])
+    def _predict(self, x: FeatureView, index=None) -> torch.Tensor:
+        index = np.arange(len(x)) if index is None else index
+        return torch.cat([torch.sigmoid(self.network(rows)) for _, rows in x.blocks(index, 4096)])
 
     def score(self, target: TeacherOutputs) -> torch.Tensor:
         if self.network is None:
             raise RuntimeError("NeuralTrustFunction.score called before fit")
-        return self._predict(feature_matrix(target, self.features))
+        return self._predict(FeatureView(target, self.features))
+
+
+class Batches(torch.utils.data.IterableDataset):
+    """Minibatches ``(x, y)`` of the rows at ``index``, read from the cache a block at a time (never the whole
+    matrix); with ``shuffle``, a fresh permutation per epoch drawn exactly as ``DataLoader(shuffle=True)`` draws
+    it from the global RNG, so batches do not depend on the block size."""
+
+    def __init__(self, x: FeatureView, y: torch.Tensor, index: torch.Tensor, batch_size: int,
+                 shuffle: bool = False, block_rows: int = 65536) -> None:
+        self.x, self.y, self.index, self.batch_size = x, y, index, batch_size
+        self.shuffle, self.block_rows = shuffle, block_rows - block_rows % batch_size or batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.index) // self.batch_size)
+
+    def __iter__(self):
+        index = self.index
+        if self.shuffle:  # RandomSampler's draw: a generator seeded from the global RNG, then randperm
+            generator = torch.Generator().manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+            index = index[torch.randperm(len(index), generator=generator)]
+        for block, rows in self.x.blocks(index.numpy(), self.block_rows):
+            for start in range(0, len(block), self.batch_size):
+                yield rows[start : start + self.batch_size], self.y[block[start : start + self.batch_size]]
 

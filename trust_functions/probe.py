@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,7 +30,8 @@ class LinearProbe(TrustFunction):
         self.source_val: dict[str, float] = {}
 
     def fit(self, source: TeacherOutputs) -> None:
-        x, y, train, val, pos_weight = split_source(source, self.features, self.val_fraction)
+        view, y, train, val, pos_weight = split_source(source, self.features, self.val_fraction)
+        x = view.rows(np.arange(len(view)))  # a full-batch L-BFGS fit: the probe holds the source set in memory
         pos_weight = torch.tensor(pos_weight)
         linear = torch.nn.Linear(x.shape[1], 1)
         torch.nn.init.zeros_(linear.weight), torch.nn.init.zeros_(linear.bias)

@@ -86,6 +86,18 @@ class TeacherOutputs:
         return sum(label is None for label in self.weak_labels)
 
 
+@dataclass
+class PassPlan:
+    """A teacher pass over one split, planned: the examples, their rendered prompts, batches of example indices
+    of similar prompt length, and the option token ids of multiple-choice tasks."""
+
+    examples: list[dict]
+    prompts: list[str]
+    batches: list[np.ndarray]
+    option_ids: np.ndarray | None
+    special: bool
+
+
 class Teacher:
     """The weak teacher: greedy generation of a weak label for every example, with hidden-state capture.
 
@@ -103,6 +115,8 @@ class Teacher:
             mean over the prompt tokens), e.g. ``["1:produced", "-1:prompt_mean"]``.
         shard_size: examples per shard of the pass; each finished shard is saved at once, so a pass that is
             interrupted resumes from its last finished shard.
+        cache_dtype: how hidden states are stored: ``float32``, or ``float16`` (half the disk and memory; trust
+            functions read them back as float32, block by block).
     """
 
     def __init__(
@@ -116,11 +130,12 @@ class Teacher:
         trust_remote_code: bool = False,
         features: list[str] | None = None,
         shard_size: int = 1024,
+        cache_dtype: Literal["float32", "float16"] = "float32",
     ) -> None:
         if batch_size < 1 or max_new_tokens < 1 or shard_size < 1:
             raise W2SError(f"teacher batch_size, max_new_tokens and shard_size must be ≥ 1 (got {batch_size}, "
                            f"{max_new_tokens}, {shard_size})")
-        self.shard_size = shard_size
+        self.shard_size, self.cache_dtype = shard_size, cache_dtype
         self.model, self.batch_size, self.max_new_tokens = model, batch_size, max_new_tokens
         self.layer, self.position, self.dtype, self.trust_remote_code = layer, position, dtype, trust_remote_code
         self.features = sorted(set(features or []))
@@ -132,6 +147,8 @@ class Teacher:
         for example in split:
             data.update(json.dumps([task.prompt(example), task.gold(example)]).encode())
         settings = {k: getattr(self, k) for k in ("max_new_tokens", "layer", "position", "dtype", "features")}
+        if self.cache_dtype != "float32":  # (keeps the keys of float32 caches written before the option)
+            settings["cache_dtype"] = self.cache_dtype
         return stable_hash([CACHE_VERSION, model_fingerprint(self.model), task.fingerprint(), data.hexdigest(),
                             settings])
 
@@ -173,49 +190,67 @@ class Teacher:
         return TeacherOutputs.concat(parts)
 
     # ---- the pass ----------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def run(self, model, tokenizer, task: Task, split: datasets.Dataset, desc: str = "teacher pass") -> TeacherOutputs:
-        """Label ``split`` with ``model``; examples are bucketed by prompt length, results kept in split order."""
+    def plan(self, model, tokenizer, task: Task, split: datasets.Dataset) -> "PassPlan":
+        """Render the prompts and cut them into batches of similar length (the unit of work of a pass)."""
         examples = list(split)
         prompts = [task.render(tokenizer, ex) for ex in examples]
         special = task.add_special_tokens
         lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=special).input_ids]
         order = np.argsort(lengths, kind="stable")
-        option_ids = _option_token_ids(task, tokenizer, examples)
         n_states = model.config.get_text_config().num_hidden_layers + 1
         for name, layer in [(f"layer {self.layer}", self.layer), *((n, l) for n, (l, _) in self._feature_specs.items())]:
             if not -n_states <= layer < n_states:
                 raise W2SError(f"teacher feature {name!r}: layer {layer} does not exist (the teacher has "
                                f"{n_states} hidden states: 0 = embeddings ... {n_states - 1} = last layer, or -1)")
-        rows: list[dict] = [None] * len(examples)  # type: ignore[list-item]
-        for start in tqdm(range(0, len(order), self.batch_size), desc=desc, unit="batch"):
-            idx = order[start : start + self.batch_size]
-            batch = self._generate(model, tokenizer, [prompts[i] for i in idx],
-                                   None if option_ids is None else option_ids[idx], special)
-            for j, i in enumerate(idx):
-                rows[i] = {k: v[j] for k, v in batch.items()}
-        weak = [task.parse(r["generation"], ex) for r, ex in zip(rows, examples)]
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return PassPlan(examples, prompts, batches, _option_token_ids(task, tokenizer, examples), special)
+
+    @torch.no_grad()
+    def run_batch(self, model, tokenizer, plan: "PassPlan", b: int) -> dict[int, dict]:
+        """Generate batch ``b`` of a plan: one row of outputs per example index."""
+        idx = plan.batches[b]
+        batch = self._generate(model, tokenizer, [plan.prompts[i] for i in idx],
+                               None if plan.option_ids is None else plan.option_ids[idx], plan.special)
+        return {int(i): {k: v[j] for k, v in batch.items()} for j, i in enumerate(idx)}
+
+    def assemble(self, task: Task, plan: "PassPlan", rows: dict[int, dict],
+                 index: list[int] | None = None) -> TeacherOutputs:
+        """The outputs of the examples at ``index`` (default: all, in split order) from their generated rows."""
+        index = list(range(len(plan.examples))) if index is None else index
+        examples = [plan.examples[i] for i in index]
+        rows_ = [rows[i] for i in index]
+        weak = [task.parse(r["generation"], ex) for r, ex in zip(rows_, examples)]
         gold = [task.gold(ex) for ex in examples]
-        hidden = np.stack([r["hidden"] for r in rows]).astype(np.float32)
-        features = {name: np.stack([r[f"feature:{name}"] for r in rows]).astype(np.float32) for name in self.features}
+        hidden = np.stack([r["hidden"] for r in rows_]).astype(self.cache_dtype)
+        features = {name: np.stack([r[f"feature:{name}"] for r in rows_]).astype(self.cache_dtype)
+                    for name in self.features}
         for name, values in {"hidden": hidden, **features}.items():
             bad = ~np.isfinite(values).all(axis=1)
             if bad.any():
                 first = examples[int(np.argmax(bad))]["id"]
                 raise W2SError(f"teacher hidden states ({name}) contain NaN/Inf for {int(bad.sum())} examples "
-                               f"(first: {first}); run the teacher in float32 (teacher.dtype: float32)")
+                               f"(first: {first}); run the teacher in float32 (teacher.dtype: float32) and keep "
+                               "teacher.cache_dtype float32 (float16 overflows past 65504)")
         return TeacherOutputs(
             ids=[str(ex["id"]) for ex in examples],
-            generations=[r["generation"] for r in rows],
+            generations=[r["generation"] for r in rows_],
             weak_labels=weak,
             hidden=hidden,
-            option_logprobs=None if option_ids is None else _offered_only(
-                np.stack([r["option_logprobs"] for r in rows]), [len(task.options(ex)) for ex in examples]),
-            token_logprobs=np.array([r["token_logprob"] for r in rows], dtype=np.float32),
-            token_entropy=np.array([r["token_entropy"] for r in rows], dtype=np.float32),
+            option_logprobs=None if plan.option_ids is None else _offered_only(
+                np.stack([r["option_logprobs"] for r in rows_]), [len(task.options(ex)) for ex in examples]),
+            token_logprobs=np.array([r["token_logprob"] for r in rows_], dtype=np.float32),
+            token_entropy=np.array([r["token_entropy"] for r in rows_], dtype=np.float32),
             correct=np.array([w is not None and w == g for w, g in zip(weak, gold)]),
             features=features,
         )
+
+    def run(self, model, tokenizer, task: Task, split: datasets.Dataset, desc: str = "teacher pass") -> TeacherOutputs:
+        """Label ``split`` with ``model``; examples are bucketed by prompt length, results kept in split order."""
+        plan = self.plan(model, tokenizer, task, split)
+        rows: dict[int, dict] = {}
+        for b in tqdm(range(len(plan.batches)), desc=desc, unit="batch"):
+            rows.update(self.run_batch(model, tokenizer, plan, b))
+        return self.assemble(task, plan, rows)
 
     def _generate(self, model, tokenizer, prompts: list[str], option_ids: np.ndarray | None,
                   add_special_tokens: bool = True) -> dict[str, list]:

@@ -1,0 +1,46 @@
+"""Shared helpers of the benchmark scripts: timing in the same process, peak memory, the result line."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/x.py` from a checkout
+
+
+def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
+    """Median wall time of ``repeats`` calls (the machines are noisy; the median resists one slow call)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 3) -> dict[str, float]:
+    """Median time of each candidate, run in turns (A, B, A, B, ...) so that drifting load hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def report(name: str, ours: float, baseline: float, unit: str = "/s", higher_is_better: bool = True) -> str:
+    """The one line each benchmark prints: ``name: ratio=X (ours A unit, baseline B unit)``. The ratio is
+    ours / baseline for rates (higher is better) and for times (lower is better) alike."""
+    line = f"{name}: ratio={ours / baseline:.3f} (ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit})"
+    print(line, flush=True)
+    return line
