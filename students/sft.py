@@ -84,14 +84,17 @@ class LoRASFTStudent(L.LightningModule):
         return (option_logits.argmax(-1) == batch["gold"]).float()
 
     def _log_accuracy(self, name: str, batch: dict, **kwargs) -> None:
-        """Accuracy over the batch, and per benchmark when the evaluation split mixes several."""
+        """Accuracy over the batch, and per benchmark when the evaluation split mixes several; every rank logs
+        every benchmark at every step (weight 0 when absent), so that the epoch-end sync lines up under DDP."""
         correct = self._accuracy(batch)
-        self.log(name, correct.mean(), batch_size=len(correct), **kwargs)
+        self.log(name, correct.mean(), batch_size=len(correct), sync_dist=True, **kwargs)  # the mean over ranks
         groups = getattr(self.trainer.datamodule, "eval_groups", [])
         if len(groups) > 1:
-            for g in batch["group"].unique().tolist():
+            for g, group in enumerate(groups):
                 mask = batch["group"] == g
-                self.log(f"{name}/{groups[g]}", correct[mask].mean(), batch_size=int(mask.sum()))
+                value = correct[mask].mean() if mask.any() else correct.new_zeros(())
+                self.log(f"{name}/{group}", value, batch_size=int(mask.sum()), on_step=False, on_epoch=True,
+                         sync_dist=True)
 
     def validation_step(self, batch: dict, _) -> None:
         self._log_accuracy("student/accuracy", batch, prog_bar=True)

@@ -63,7 +63,8 @@ class W2SCLI(LightningCLI):
 
     def before_fit(self) -> None:
         log_dir = Path(self.trainer.log_dir or ".")
-        atomic_write_text(log_dir / "run.json", json.dumps({"fingerprint": getattr(self, "_fingerprint", None)}))
+        if self.trainer.is_global_zero:  # under DDP every rank runs this; one writes
+            atomic_write_text(log_dir / "run.json", json.dumps({"fingerprint": getattr(self, "_fingerprint", None)}))
         self.base, self.base_by = self._evaluate(self.trainer.validate, "student/accuracy")
 
     def after_fit(self) -> None:
@@ -74,6 +75,8 @@ class W2SCLI(LightningCLI):
             results["student"]["accuracy_by_benchmark"] = {
                 name: {"base": self.base_by[name], "final": value} for name, value in final_by.items()}
         log_dir = Path(self.trainer.log_dir or ".")
+        if not self.trainer.is_global_zero:  # evaluation above is collective; files and logs are rank 0's
+            return
         self.model.save_adapter(log_dir / "student_adapter")
         atomic_write_text(log_dir / "results.json", json.dumps(results, indent=2, default=float))
         if self.trainer.logger is not None:
