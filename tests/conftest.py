@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -49,6 +52,36 @@ def run_main(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpr
         cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=os.environ.copy(), timeout=timeout)
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path) -> CliResult:
+    """``main.py``'s command line in this process, for runs that end before any model trains (parse and
+    config errors, --print_config): the same code path without a new interpreter's import time."""
+    from w2s.cli import main
+
+    cwd.mkdir(parents=True, exist_ok=True)
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_argv = os.getcwd(), sys.argv
+    os.chdir(cwd)
+    sys.argv = ["main.py"]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        os.chdir(old_cwd)
+        sys.argv = old_argv
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 def tiny_args(world: Path, *extra: str) -> list[str]:

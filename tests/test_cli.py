@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, run_main, tiny_args
+from conftest import ROOT, run_cli, run_main, tiny_args
 
 REQUIRED = ["teacher.accuracy.source", "teacher.accuracy.target", "trust.auc", "trust.ece", "trust.brier",
             "trust.purity", "selection.n", "student.accuracy.base", "student.accuracy.final"]
@@ -85,8 +85,8 @@ def test_rows_share_the_protocol(ntf_run, tiny_world, tmp_path, cache_root, trus
         assert results["trust"]["purity"] == pytest.approx(results["teacher"]["accuracy"]["target"], abs=1e-6)
 
 
-def test_print_config_shows_trust_block(tiny_world):
-    proc = run_main(*tiny_args(tiny_world, "--trust", "Random", "--print_config"))
+def test_print_config_shows_trust_block(tiny_world, tmp_path):
+    proc = run_cli(*tiny_args(tiny_world, "--trust", "Random", "--print_config"), cwd=tmp_path)
     assert proc.returncode == 0
     assert yaml.safe_load(proc.stdout)["trust"]["class_path"] == "trust_functions.Random"
 
@@ -191,7 +191,9 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
         "unknown_toy_world": ["--data.task", "w2s.tasks.ToyKnowledge", "--data.task.world", "nosuch"],
     }[case]
     extra = extra() if callable(extra) else extra
-    proc = run_main(*tiny_args(tiny_world, *extra), cwd=tmp_path)
+    before_training = case in {"unknown_trust", "misspelt_init_arg", "missing_model", "hub_id_offline",
+                               "n_not_positive", "fraction_outside", "yaml_wrong_type", "unknown_toy_world"}
+    proc = (run_cli if before_training else run_main)(*tiny_args(tiny_world, *extra), cwd=tmp_path)
     assert proc.returncode != 0
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -207,9 +209,9 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
 ])
 def test_wrong_trust_init_args_fail_at_parse_time(tmp_path, trust, arg, value):
     """A wrong init_args name or type is jsonargparse's message, before any model is loaded or world built."""
-    proc = run_main("fit", "--config", str(ROOT / "configs" / "toy.yaml"), "--trust", trust,
-                    f"--trust.init_args.{arg}", value, "--data.teacher.model", str(tmp_path / "never_loaded"),
-                    cwd=tmp_path)
+    proc = run_cli("fit", "--config", str(ROOT / "configs" / "toy.yaml"), "--trust", trust,
+                   f"--trust.init_args.{arg}", value, "--data.teacher.model", str(tmp_path / "never_loaded"),
+                   cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert arg in proc.stderr or value in proc.stderr
     assert not (tmp_path / "runs").exists()
