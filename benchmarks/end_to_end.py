@@ -50,8 +50,8 @@ def main() -> None:
     L.seed_everything(0, verbose=False)
     spec = WorldSpec.named("confident", 0)
     if args.world == "small":
-        spec = WorldSpec(seed=0, n_entities=120, teacher=dict(hidden=64, layers=2, steps=400, lr=1e-2, qa_fraction=0.5),
-                         student=dict(hidden=96, layers=2, steps=400, lr=1e-2, qa_fraction=0.25),
+        spec = WorldSpec(seed=0, n_entities=80, teacher=dict(hidden=48, layers=2, steps=250, lr=1e-2, qa_fraction=0.5),
+                         student=dict(hidden=64, layers=2, steps=250, lr=1e-2, qa_fraction=0.25),
                          reward=dict(hidden=32, layers=1, steps=50, lr=1e-2, coverage=0.5))
     print(f"# toy pipeline, {args.world} world, {torch.get_num_threads()} threads")
     with stage("world build"):

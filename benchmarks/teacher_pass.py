@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import common
+import datasets
 import torch
 
 from w2s.models import load_causal_lm, load_tokenizer
@@ -32,7 +33,8 @@ def main() -> None:
 
     task = ToyKnowledge(0)
     splits = task.load()
-    split = splits["target"].select(range(min(args.n, len(splits["target"]))))
+    split = datasets.concatenate_datasets([splits[s] for s in ("source", "target", "test")])
+    split = split.select(range(min(args.n, len(split))))
     model, tokenizer = load_causal_lm(args.model, "float32"), load_tokenizer(args.model)
     teacher = Teacher(args.model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     plan = teacher.plan(model, tokenizer, task, split)

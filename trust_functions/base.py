@@ -62,8 +62,8 @@ def require_both_classes(source: TeacherOutputs) -> None:
 class FeatureView:
     """The ``[N, d]`` float32 inputs of a hidden-state trust function — the teacher's default state g(x, ŷ)
     (``"hidden"``) or the named cached features (``"<layer>:<pooling>"``), concatenated in the given order —
-    read by rows from the memory-mapped cache, so that only the rows asked for are ever in memory. Each read
-    maps the file afresh: pages touched once do not stay resident (a 1M × 4096 cache is 8-16 GB)."""
+    read by rows from the cache files, so that only the rows asked for are ever in memory (a 1M × 4096 cache is
+    8-16 GB)."""
 
     def __init__(self, outputs: TeacherOutputs, features: list[str] | None = None) -> None:
         self.parts = []
@@ -93,7 +93,7 @@ class FeatureView:
         out[order] = np.concatenate(parts, axis=1)
         return torch.from_numpy(out)
 
-    def blocks(self, index, size: int = 65536):
+    def blocks(self, index, size: int = 16384):
         """``(index_block, rows)`` over ``index`` in consecutive blocks of ``size`` rows."""
         index = np.asarray(index, dtype=np.int64)
         for start in range(0, len(index), size):
@@ -113,12 +113,20 @@ class FeatureView:
 
 
 def _read_rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
-    if _whole_file(array):  # a fresh mapping, dropped after the read
-        fresh = np.memmap(array.filename, dtype=array.dtype, mode="r", offset=array.offset, shape=array.shape)
-        rows = np.array(fresh[index], dtype=np.float32)
-        del fresh
-        return rows
-    return np.asarray(array[index], dtype=np.float32)
+    """Rows ``index`` (sorted) as float32. A cache file is read with ``pread``, one call per run of consecutive
+    rows, not through the mapping: mapped pages count as resident memory, and the kernel maps neighbouring pages
+    on every fault, so random rows through a mapping can make a whole multi-GB file resident."""
+    if not _whole_file(array):
+        return np.asarray(array[index], dtype=np.float32)
+    row_bytes = array.strides[0]
+    out = np.empty((len(index), *array.shape[1:]), dtype=array.dtype)
+    starts = np.flatnonzero(np.diff(index, prepend=-2) != 1)  # where a run of consecutive rows begins
+    ends = np.append(starts[1:], len(index))
+    with open(array.filename, "rb", buffering=0) as f:
+        for a, b in zip(starts.tolist(), ends.tolist()):
+            data = os.pread(f.fileno(), (b - a) * row_bytes, array.offset + int(index[a]) * row_bytes)
+            out[a:b] = np.frombuffer(data, dtype=array.dtype).reshape(b - a, *array.shape[1:])
+    return out.astype(np.float32, copy=False)
 
 
 def _whole_file(array: np.ndarray) -> bool:

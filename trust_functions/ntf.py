@@ -158,7 +158,7 @@ class Batches(torch.utils.data.IterableDataset):
     it from the global RNG, so batches do not depend on the block size."""
 
     def __init__(self, x: FeatureView, y: torch.Tensor, index: torch.Tensor, batch_size: int,
-                 shuffle: bool = False, block_rows: int = 65536) -> None:
+                 shuffle: bool = False, block_rows: int = 16384) -> None:
         self.x, self.y, self.index, self.batch_size = x, y, index, batch_size
         self.shuffle, self.block_rows = shuffle, block_rows - block_rows % batch_size or batch_size
 

@@ -88,14 +88,14 @@ class TeacherOutputs:
 
 @dataclass
 class PassPlan:
-    """A teacher pass over one split, planned: the examples, their rendered prompts, batches of example indices
-    of similar prompt length, and the option token ids of multiple-choice tasks."""
+    """A teacher pass over one split, planned: the examples, their rendered prompts and token ids, batches of
+    example indices of similar prompt length, and the option token ids of multiple-choice tasks."""
 
     examples: list[dict]
     prompts: list[str]
+    token_ids: list[list[int]]
     batches: list[np.ndarray]
     option_ids: np.ndarray | None
-    special: bool
 
 
 class Teacher:
@@ -192,25 +192,25 @@ class Teacher:
     # ---- the pass ----------------------------------------------------------------------------------------
     def plan(self, model, tokenizer, task: Task, split: datasets.Dataset) -> "PassPlan":
         """Render the prompts and cut them into batches of similar length (the unit of work of a pass)."""
-        examples = list(split)
+        examples = split.to_list()  # one Arrow → Python conversion (row by row is several times slower)
         prompts = [task.render(tokenizer, ex) for ex in examples]
         special = task.add_special_tokens
-        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=special).input_ids]
-        order = np.argsort(lengths, kind="stable")
+        token_ids = tokenizer(prompts, add_special_tokens=special).input_ids  # once: for bucketing and generation
+        order = np.argsort([len(ids) for ids in token_ids], kind="stable")
         n_states = model.config.get_text_config().num_hidden_layers + 1
         for name, layer in [(f"layer {self.layer}", self.layer), *((n, l) for n, (l, _) in self._feature_specs.items())]:
             if not -n_states <= layer < n_states:
                 raise W2SError(f"teacher feature {name!r}: layer {layer} does not exist (the teacher has "
                                f"{n_states} hidden states: 0 = embeddings ... {n_states - 1} = last layer, or -1)")
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        return PassPlan(examples, prompts, batches, _option_token_ids(task, tokenizer, examples), special)
+        return PassPlan(examples, prompts, token_ids, batches, _option_token_ids(task, tokenizer, examples))
 
     @torch.no_grad()
     def run_batch(self, model, tokenizer, plan: "PassPlan", b: int) -> dict[int, dict]:
         """Generate batch ``b`` of a plan: one row of outputs per example index."""
         idx = plan.batches[b]
-        batch = self._generate(model, tokenizer, [plan.prompts[i] for i in idx],
-                               None if plan.option_ids is None else plan.option_ids[idx], plan.special)
+        batch = self._generate(model, tokenizer, [plan.token_ids[i] for i in idx],
+                               None if plan.option_ids is None else plan.option_ids[idx])
         return {int(i): {k: v[j] for k, v in batch.items()} for j, i in enumerate(idx)}
 
     def assemble(self, task: Task, plan: "PassPlan", rows: dict[int, dict],
@@ -252,20 +252,24 @@ class Teacher:
             rows.update(self.run_batch(model, tokenizer, plan, b))
         return self.assemble(task, plan, rows)
 
-    def _generate(self, model, tokenizer, prompts: list[str], option_ids: np.ndarray | None,
-                  add_special_tokens: bool = True) -> dict[str, list]:
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
-                        add_special_tokens=add_special_tokens).to(model.device)
+    def _generate(self, model, tokenizer, token_ids: list[list[int]], option_ids: np.ndarray | None) -> dict[str, list]:
+        width = max(len(ids) for ids in token_ids)  # left padding, as generation needs
+        input_ids = torch.full((len(token_ids), width), tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(token_ids), width), dtype=torch.long)
+        for row, ids in enumerate(token_ids):
+            input_ids[row, width - len(ids):] = torch.as_tensor(ids)
+            attention_mask[row, width - len(ids):] = 1
+        enc = {"input_ids": input_ids.to(model.device), "attention_mask": attention_mask.to(model.device)}
         out = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
                              return_dict_in_generate=True, output_hidden_states=True, output_logits=True,
                              pad_token_id=tokenizer.pad_token_id)
-        prompt_len = enc.input_ids.shape[1]
+        prompt_len = enc["input_ids"].shape[1]
         generated = out.sequences[:, prompt_len:]
         stops = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
         is_stop = torch.isin(generated, torch.tensor(sorted(stops), device=generated.device))
         n_tokens = (~is_stop).long().cumprod(1).sum(1)  # generated tokens before the first EOS/pad
         final = (n_tokens - 1).clamp(min=0)  # index of the final generated (answer) token
-        rows = torch.arange(len(prompts), device=generated.device)
+        rows = torch.arange(len(token_ids), device=generated.device)
 
         def produced(layer: int) -> torch.Tensor:  # the state at the last input position of the final step
             return torch.stack([h[layer][:, -1] for h in out.hidden_states], 1)[rows, final]
@@ -273,13 +277,13 @@ class Teacher:
         if self.position == "produced":
             hidden = produced(self.layer)
         else:
-            hidden = self._appended_state(model, out.sequences, enc.attention_mask, prompt_len + final)
+            hidden = self._appended_state(model, out.sequences, enc["attention_mask"], prompt_len + final)
         extra = {}
         for name, (layer, pooling) in self._feature_specs.items():
             if pooling == "produced":
                 extra[name] = produced(layer)
             else:  # prompt_mean: the first step's states cover the (left-padded) prompt
-                mask = enc.attention_mask.unsqueeze(-1).to(out.hidden_states[0][layer].dtype)
+                mask = enc["attention_mask"].unsqueeze(-1).to(out.hidden_states[0][layer].dtype)
                 extra[name] = (out.hidden_states[0][layer] * mask).sum(1) / mask.sum(1)
 
         logprobs = torch.stack(out.logits, 1).float().log_softmax(-1)  # [B, T, V]
