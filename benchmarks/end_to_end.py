@@ -56,6 +56,7 @@ def main() -> None:
     print(f"# toy pipeline, {args.world} world, {torch.get_num_threads()} threads")
     with stage("world build"):
         root = ensure_world(spec=spec)
+    os.environ["W2S_CACHE"] = tempfile.mkdtemp(prefix="w2s-bench-pass-")  # a real teacher pass, not a cache read
     task = LocalMultipleChoice(str(root / "data"))
     trust = NeuralTrustFunction(features=["0:prompt_mean"])
     data = W2SDataModule(task, Teacher(str(root / "teacher"), batch_size=128, features=["0:prompt_mean"]), trust,

@@ -24,17 +24,17 @@ from w2s.teacher import Teacher, save_outputs
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="toy:0/teacher")
-    parser.add_argument("--n", type=int, default=2048)
+    parser.add_argument("--n", type=int, default=3600)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_new_tokens", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
 
     task = ToyKnowledge(0)
     splits = task.load()
     split = datasets.concatenate_datasets([splits[s] for s in ("source", "target", "test")])
-    split = split.select(range(min(args.n, len(split))))
+    split = split.select([i % len(split) for i in range(args.n)])  # the toy world's questions, cycled to n
     model, tokenizer = load_causal_lm(args.model, "float32"), load_tokenizer(args.model)
     teacher = Teacher(args.model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     plan = teacher.plan(model, tokenizer, task, split)
