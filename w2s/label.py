@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         task, teacher = data_from_config(args.config)
         from w2s.distributed import default_trainer, label_distributed
+        from w2s.hub import preflight
+
+        datasets_ = task.hub_datasets() if hasattr(task, "hub_datasets") else []
+        preflight([("model", teacher.model, "data.teacher.model"),
+                   *(("dataset", d, "data.task.init_args.data_dir") for d in datasets_)])
 
         devices = int(args.devices) if str(args.devices).isdigit() else args.devices
         trainer = default_trainer(devices, args.accelerator, args.strategy, args.num_nodes)
@@ -47,8 +52,10 @@ def data_from_config(path: str):
 
     try:
         data = yaml.safe_load(open(path))["data"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
-        raise W2SError(f"cannot read the data block of config {path} ({e})") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise W2SError(f"cannot read config {path} ({e})") from None
+    except (KeyError, TypeError):
+        raise W2SError(f"config {path} has no 'data:' block with task and teacher") from None
     parser = ArgumentParser()
     parser.add_argument("--task", type=Task, required=True)
     parser.add_argument("--teacher", type=Teacher, required=True)
