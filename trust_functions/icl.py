@@ -42,6 +42,9 @@ class FewShot(Task):
     def gold(self, example: dict) -> str:
         return self._task.gold(example)
 
+    def is_correct(self, label: str | None, gold: str) -> bool:
+        return self._task.is_correct(label, gold)
+
     def load_splits(self) -> datasets.DatasetDict:
         return self._task.load_splits()
 

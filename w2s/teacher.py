@@ -240,7 +240,7 @@ class Teacher:
                 np.stack([r["option_logprobs"] for r in rows_]), [len(task.options(ex)) for ex in examples]),
             token_logprobs=np.array([r["token_logprob"] for r in rows_], dtype=np.float32),
             token_entropy=np.array([r["token_entropy"] for r in rows_], dtype=np.float32),
-            correct=np.array([w is not None and w == g for w, g in zip(weak, gold)]),
+            correct=np.array([task.is_correct(w, g) for w, g in zip(weak, gold)], dtype=bool),
             features=features,
         )
 

@@ -70,6 +70,10 @@ class Task:
     def gold(self, example: dict) -> str:
         return example["answer"]
 
+    def is_correct(self, label: str | None, gold: str) -> bool:
+        """Whether a weak label is right (exact match here; math tasks test equivalence)."""
+        return label is not None and label == gold
+
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes prompts or labels; part of every teacher-cache key."""
         return {"class": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}

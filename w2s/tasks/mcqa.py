@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import datasets
-import numpy as np
 
 from w2s.errors import W2SError
 from w2s.tasks.base import SPLITS, MultipleChoiceTask
-from w2s.tasks.sources import BENCHMARKS, Fields, Reference, load_raw, to_examples
+from w2s.tasks.sources import BENCHMARKS, Fields, Reference, load_references, to_examples
 
 
 class MultipleChoice(MultipleChoiceTask):
@@ -79,22 +76,10 @@ class MultipleChoice(MultipleChoiceTask):
         return sorted({r.benchmark.hub_id for refs in self.references.values() for r in refs if r.benchmark})
 
     def load_splits(self) -> datasets.DatasetDict:
-        used: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)  # (name, split) → row → who uses it
-        splits = {}
-        for name, refs in self.references.items():
-            parts = []
-            for ref in refs:
-                raw, split = load_raw(ref, self.data_dir)
-                rows = ref.rows(len(raw), self.shuffle_seed)
-                if self.max_examples is not None and len(rows) > self.max_examples:
-                    rows = _subsample(rows, self.max_examples, self.shuffle_seed)
-                _check_disjoint(used[(ref.name, split)], rows, f"{name} ({ref.text})")
-                parts.append(to_examples(raw, rows, self.fields_for(ref), ref, split, self.shuffle_seed))
-            splits[name] = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
-            ids = splits[name]["id"]
-            if len(set(ids)) != len(ids):
-                raise W2SError(f"the {name} split has repeated example ids; give each reference its own rows")
-        return datasets.DatasetDict(splits)
+        def convert(raw, rows, ref, split):
+            return to_examples(raw, rows, self.fields_for(ref), ref, split, self.shuffle_seed)
+
+        return load_references(self.references, convert, self.data_dir, self.shuffle_seed, self.max_examples)
 
 
 def _as_list(refs: str | list[str], split: str) -> list[str]:
@@ -102,19 +87,6 @@ def _as_list(refs: str | list[str], split: str) -> list[str]:
     if not refs:
         raise W2SError(f"task {split} lists no data reference; give one such as 'mmlu:test[:40%]'")
     return refs
-
-
-def _subsample(rows: np.ndarray, k: int, seed: int) -> np.ndarray:
-    return np.sort(np.random.default_rng(seed).choice(rows, size=k, replace=False))
-
-
-def _check_disjoint(used: dict[int, str], rows, who: str) -> None:
-    """Refuse two references that share rows of one split: a source/target/test leak."""
-    overlap = [int(r) for r in rows if int(r) in used]
-    if overlap:
-        raise W2SError(f"{who} shares {len(overlap)} rows with {used[overlap[0]]}; slice the split into disjoint "
-                       "parts, e.g. 'mmlu:test[:50%]', 'mmlu:test[50%:80%]', 'mmlu:test[80%:]'")
-    used.update({int(r): who for r in rows})
 
 
 __all__ = ["BENCHMARKS", "MultipleChoice"]

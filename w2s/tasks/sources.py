@@ -14,7 +14,9 @@ Every example becomes ``{id, question, choices, answer (letter), benchmark}``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -75,16 +77,17 @@ _BOUND = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
 
 @dataclass(frozen=True)
 class Reference:
-    """One parsed data reference (see the module docstring)."""
+    """One parsed data reference (see the module docstring); ``registry`` names the benchmarks it may use."""
 
     text: str
     name: str
     split: str | None
     start: str = ""
     stop: str = ""
+    registry: dict = field(default_factory=lambda: BENCHMARKS, repr=False, compare=False)
 
     @classmethod
-    def parse(cls, text: str) -> "Reference":
+    def parse(cls, text: str, registry: dict | None = None) -> "Reference":
         match = _REFERENCE.match(text.strip())
         part = match and match.group("part")
         if not match or (part is not None and part.count(":") != 1):
@@ -94,11 +97,12 @@ class Reference:
         for bound in (start, stop):
             if bound.strip() and not _BOUND.match(bound):
                 raise W2SError(f"data reference {text!r}: slice bound {bound!r} is not a row count or a percent")
-        return cls(text, match.group("name"), match.group("split"), start.strip(), stop.strip())
+        return cls(text, match.group("name"), match.group("split"), start.strip(), stop.strip(),
+                   BENCHMARKS if registry is None else registry)
 
     @property
     def benchmark(self) -> Benchmark | None:
-        return BENCHMARKS.get(self.name)
+        return self.registry.get(self.name)
 
     @property
     def label(self) -> str:
@@ -122,6 +126,36 @@ def _bound(text: str, n: int, default: int) -> int:
         return default
     value, percent = _BOUND.match(text).groups()
     return min(n, round(float(value) * n / 100) if percent else int(float(value)))
+
+
+def load_references(references: dict[str, list[Reference]], convert: Callable, data_dir: str | None,
+                    shuffle_seed: int, max_examples: int | None) -> datasets.DatasetDict:
+    """Each split from its references: read, sliced, capped, converted by ``convert(raw, rows, ref, split)`` and
+    concatenated. References that share rows of one split are refused (a source/target/test leak)."""
+    used: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)  # (name, split) → row → who uses it
+    splits = {}
+    for name, refs in references.items():
+        parts = []
+        for ref in refs:
+            raw, split = load_raw(ref, data_dir)
+            rows = ref.rows(len(raw), shuffle_seed)
+            if max_examples is not None and len(rows) > max_examples:
+                rows = np.sort(np.random.default_rng(shuffle_seed).choice(rows, size=max_examples, replace=False))
+            _check_disjoint(used[(ref.name, split)], rows, f"{name} ({ref.text})")
+            parts.append(convert(raw, rows, ref, split))
+        splits[name] = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+        ids = splits[name]["id"]
+        if len(set(ids)) != len(ids):
+            raise W2SError(f"the {name} split has repeated example ids; give each reference its own rows")
+    return datasets.DatasetDict(splits)
+
+
+def _check_disjoint(used: dict[int, str], rows: np.ndarray, who: str) -> None:
+    overlap = [int(r) for r in rows if int(r) in used]
+    if overlap:
+        raise W2SError(f"{who} shares {len(overlap)} rows with {used[overlap[0]]}; slice the split into disjoint "
+                       "parts, e.g. 'mmlu:test[:50%]', 'mmlu:test[50%:80%]', 'mmlu:test[80%:]'")
+    used.update({int(r): who for r in rows})
 
 
 def hub_location(benchmark: Benchmark, data_dir: str | None) -> str:
@@ -158,7 +192,7 @@ def load_raw(ref: Reference, data_dir: str | None = None) -> tuple[datasets.Data
                                f"('{ref.name}:{next(iter(stored))}')")
             return stored[ref.split], ref.split
         return stored, ref.split or "train"
-    raise W2SError(f"data reference {ref.text!r} is neither a benchmark ({', '.join(BENCHMARKS)}) nor an "
+    raise W2SError(f"data reference {ref.text!r} is neither a benchmark ({', '.join(ref.registry)}) nor an "
                    "existing file or directory")
 
 

@@ -1,0 +1,81 @@
+"""The math task: final-answer extraction, equivalence by math-verify, and splits from MATH-shaped files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from w2s.errors import W2SError
+from w2s.tasks.math_reasoning import MathReasoning, equivalent, last_boxed
+
+
+@pytest.mark.parametrize("text,answer", [
+    ("so the total is \\boxed{42}.", "42"),
+    ("first \\boxed{1}, then finally \\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
+    ("nested \\boxed{\\sqrt{x^{2}+1}} done", "\\sqrt{x^{2}+1}"),
+    ("\\fbox{7}", "7"),
+    ("no box here", None),
+    ("unbalanced \\boxed{3", None),
+])
+def test_last_boxed(text, answer):
+    assert last_boxed(text) == answer
+
+
+@pytest.mark.parametrize("a,b,same", [
+    ("\\frac{1}{2}", "0.5", True), ("2", "3", False), ("x+1", "1+x", True), ("\\sqrt{4}", "2", True),
+    (None, "2", False), ("10\\%", "10", True),
+])
+def test_equivalence_by_math_verify(a, b, same):
+    assert equivalent(a, b) is same
+
+
+def write_math(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+MATH_ROWS = [{"problem": f"What is {i} + {i}?", "level": f"Level {1 + i % 5}", "type": "Prealgebra",
+              "solution": f"We add: {i} + {i} = \\boxed{{{2 * i}}}."} for i in range(12)]
+
+
+def test_math_schema_answers_come_from_the_solution(tmp_path):
+    path = write_math(tmp_path / "math.jsonl", MATH_ROWS)
+    task = MathReasoning(source=f"{path}[:50%]", target=f"{path}[50%:75%]", test=f"{path}[75%:]",
+                         answer_field=None, solution_field="solution")
+    splits = task.load()
+    assert [len(splits[s]) for s in ("source", "target", "test")] == [6, 3, 3]
+    for ex in splits["source"]:
+        i = int(ex["id"].split("/")[-1])
+        assert ex["answer"] == str(2 * i) and ex["problem"] == MATH_ROWS[i]["problem"]
+    ex = splits["source"][0]
+    assert task.prompt(ex).startswith(ex["problem"]) and "\\boxed{}" in task.prompt(ex)
+    assert task.is_correct(task.parse(f"so it is \\boxed{{{ex['answer']}.0}}"), ex["answer"])
+    assert task.reward("I think \\boxed{-1}", ex["answer"]) == 0.0
+    assert task.parse("no final answer") is None and not task.is_correct(None, ex["answer"])
+
+
+def test_omni_and_aime_schemas_read_the_answer_column(tmp_path):
+    omni = write_math(tmp_path / "omni.jsonl", [{"domain": ["Algebra"], "difficulty": 3.5, "problem": f"p{i}",
+                                                 "solution": "...", "answer": f"{i}/2", "source": "x"} for i in range(8)])
+    aime = write_math(tmp_path / "aime.jsonl", [{"id": 60 + i, "problem": f"q{i}", "solution": "...",
+                                                 "answer": str(100 + i), "url": "u"} for i in range(6)])
+    splits = MathReasoning(source=str(omni), target=f"{aime}[:3]", test=f"{aime}[3:]", id_field="id").load()
+    assert splits["source"]["answer"][:2] == ["0/2", "1/2"]
+    assert splits["target"]["id"][0].startswith("aime:train/6") and len(splits["test"]) == 3
+
+
+def test_answer_pattern_and_bad_input(tmp_path):
+    task = MathReasoning(source="math", target="omni_math", test="aime", answer_pattern=r"answer is (\S+)")
+    assert task.parse("the answer is 5, no wait, the answer is 6") == "6"
+    assert task.hub_datasets() == ["AI-MO/aimo-validation-aime", "DigitalLearningGmbH/MATH-lighteval",
+                                   "KbsdJames/Omni-MATH"]
+    with pytest.raises(W2SError, match="not a regular expression"):
+        MathReasoning(source="math", target="math", test="math", answer_pattern="(")
+    path = write_math(tmp_path / "bad.jsonl", [{"question": "q", "answer": "1"}] * 4)
+    with pytest.raises(W2SError, match="problem_field"):
+        MathReasoning(source=f"{path}[:2]", target=f"{path}[2:3]", test=f"{path}[3:]").load()
+    unboxed = write_math(tmp_path / "unboxed.jsonl", [{"problem": "q", "solution": "no box"}] * 4)
+    with pytest.raises(W2SError, match="no gold answer"):
+        MathReasoning(source=f"{unboxed}[:2]", target=f"{unboxed}[2:3]", test=f"{unboxed}[3:]",
+                      answer_field=None, solution_field="solution").load()
