@@ -11,7 +11,7 @@ import numpy as np
 
 from w2s.errors import W2SError
 from w2s.tasks.base import SPLITS, Task
-from w2s.tasks.sources import Benchmark, Reference, load_references
+from w2s.tasks.sources import Benchmark, Reference, load_references, parse_references
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,7 @@ class MathReasoning(Task):
         chat_template: bool = False,
     ) -> None:
         self.source, self.target, self.test = source, target, test
-        self.references = {name: [Reference.parse(r, MATH_BENCHMARKS) for r in ([refs] if isinstance(refs, str)
-                                                                               else refs)]
+        self.references = {name: parse_references(refs, name, MATH_BENCHMARKS)
                            for name, refs in zip(SPLITS, (source, target, test))}
         if answer_pattern is not None:
             try:

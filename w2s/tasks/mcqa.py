@@ -6,7 +6,7 @@ import datasets
 
 from w2s.errors import W2SError
 from w2s.tasks.base import SPLITS, MultipleChoiceTask
-from w2s.tasks.sources import BENCHMARKS, Fields, Reference, load_references, to_examples
+from w2s.tasks.sources import BENCHMARKS, Fields, Reference, load_references, parse_references, to_examples
 
 
 class MultipleChoice(MultipleChoiceTask):
@@ -55,8 +55,7 @@ class MultipleChoice(MultipleChoiceTask):
     ) -> None:
         super().__init__(answer_prefix_space, chat_template)
         self.source, self.target, self.test = source, target, test
-        self.references = {name: [Reference.parse(r) for r in _as_list(refs, name)]
-                           for name, refs in zip(SPLITS, (source, target, test))}
+        self.references = {name: parse_references(refs, name) for name, refs in zip(SPLITS, (source, target, test))}
         if max_examples is not None and max_examples < 1:
             raise W2SError(f"task max_examples must be ≥ 1 (got {max_examples})")
         self.data_dir, self.shuffle_seed, self.max_examples = data_dir, shuffle_seed, max_examples
@@ -80,13 +79,6 @@ class MultipleChoice(MultipleChoiceTask):
             return to_examples(raw, rows, self.fields_for(ref), ref, split, self.shuffle_seed)
 
         return load_references(self.references, convert, self.data_dir, self.shuffle_seed, self.max_examples)
-
-
-def _as_list(refs: str | list[str], split: str) -> list[str]:
-    refs = [refs] if isinstance(refs, str) else list(refs)
-    if not refs:
-        raise W2SError(f"task {split} lists no data reference; give one such as 'mmlu:test[:40%]'")
-    return refs
 
 
 __all__ = ["BENCHMARKS", "MultipleChoice"]

@@ -128,6 +128,14 @@ def _bound(text: str, n: int, default: int) -> int:
     return min(n, round(float(value) * n / 100) if percent else int(float(value)))
 
 
+def parse_references(refs: str | list[str], split: str, registry: dict | None = None) -> list[Reference]:
+    """A split's reference(s) from the config: one string or a non-empty list."""
+    refs = [refs] if isinstance(refs, str) else list(refs)
+    if not refs:
+        raise W2SError(f"task {split} lists no data reference; give one such as 'mmlu:test[:40%]'")
+    return [Reference.parse(r, registry) for r in refs]
+
+
 def load_references(references: dict[str, list[Reference]], convert: Callable, data_dir: str | None,
                     shuffle_seed: int, max_examples: int | None) -> datasets.DatasetDict:
     """Each split from its references: read, sliced, capped, converted by ``convert(raw, rows, ref, split)`` and
