@@ -129,11 +129,12 @@ def fixture_texts(root: Path) -> list[str]:
 
 
 def save_tiny_lm(directory: Path, arch: str, texts: list[str], seed: int = 0,
-                 answers: list[tuple[str, str]] = ()) -> Path:
+                 answers: list[tuple[str, str]] = (), completions: list[tuple[str, str]] = ()) -> Path:
     """A tiny Qwen3 or OLMo2 with a byte-level BPE tokenizer trained on ``texts`` (every answer letter with its
     leading space is one token, as in the real tokenizers), saved with save_pretrained. Given ``answers``
     ((prompt, letter) pairs), it is first trained briefly to give those letters: a weak teacher that emits
-    letters and is right where its letters are."""
+    letters and is right where its letters are. Given ``completions`` ((prompt, text) pairs), it is trained on
+    each text, then EOS, after its prompt (loss on those tokens only): a free-form teacher."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoModelForCausalLM, Olmo2Config, PreTrainedTokenizerFast, Qwen3Config
@@ -164,6 +165,30 @@ def save_tiny_lm(directory: Path, arch: str, texts: list[str], seed: int = 0,
             loss.backward()
             opt.step()
             opt.zero_grad()
+    if completions:
+        _train_completions(model, tokenizer, completions)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def _train_completions(model, tokenizer, pairs: list[tuple[str, str]], steps: int = 300) -> None:
+    import torch
+
+    rows = [(tokenizer(p).input_ids, tokenizer(c, add_special_tokens=False).input_ids + [tokenizer.eos_token_id])
+            for p, c in pairs]
+    width = max(len(p) + len(c) for p, c in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+    labels = torch.full((len(rows), width), -100)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (p, c) in enumerate(rows):  # left padding, as the teacher pass generates
+        start = width - len(p) - len(c)
+        ids[i, start:] = torch.tensor(p + c)
+        labels[i, width - len(c):] = torch.tensor(c)
+        mask[i, start:] = 1
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        model(input_ids=ids, attention_mask=mask, position_ids=position_ids, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()

@@ -79,3 +79,33 @@ def test_answer_pattern_and_bad_input(tmp_path):
     with pytest.raises(W2SError, match="no gold answer"):
         MathReasoning(source=f"{unboxed}[:2]", target=f"{unboxed}[2:3]", test=f"{unboxed}[3:]",
                       answer_field=None, solution_field="solution").load()
+
+
+def test_free_form_teacher_pass_reads_boxed_answers_and_checks_them_by_equivalence(tmp_path):
+    """A tiny Qwen3 taught to write short solutions: multi-token generation stops at EOS, the weak label is the
+    last \\boxed{} of each, correctness is math-verify equivalence with gold, and the output-layer signals cover
+    the generated tokens."""
+    import numpy as np
+    from hub_fixtures import save_tiny_lm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from w2s.teacher import Teacher
+
+    path = write_math(tmp_path / "math.jsonl", MATH_ROWS)
+    task = MathReasoning(source=f"{path}[:6]", target=f"{path}[6:9]", test=f"{path}[9:]", answer_field=None,
+                         solution_field="solution")
+    split = task.load()["source"]
+    # right for half the problems; for the other half it writes 2i as a fraction (equivalent) or a wrong number
+    written = [f"\\boxed{{{2 * int(ex['id'].split('/')[-1]) * 3}/3}}" if k % 3 == 0 else
+               f"\\boxed{{{int(ex['answer']) + 1}}}" if k % 3 == 1 else f"\\boxed{{{ex['answer']}}}"
+               for k, ex in enumerate(split)]
+    model_dir = save_tiny_lm(tmp_path / "teacher", "qwen3", [r["problem"] for r in MATH_ROWS] + written,
+                             completions=[(task.prompt(ex), f"So {w}") for ex, w in zip(split, written)])
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    outputs = Teacher(str(model_dir), max_new_tokens=16).run(model, tokenizer, task, split)
+    assert all(g.endswith("}") for g in outputs.generations), outputs.generations  # stopped at EOS
+    expected = [w.removeprefix("\\boxed{").removesuffix("}") for w in written]
+    assert outputs.weak_labels == expected
+    assert outputs.correct.tolist() == [k % 3 != 1 for k in range(len(split))]  # 4i/... equals 2i: right
+    assert outputs.option_logprobs is None and np.isfinite(outputs.hidden).all()
+    assert (outputs.token_logprobs < 0).all() and (outputs.token_entropy >= 0).all()
