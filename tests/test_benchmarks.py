@@ -301,3 +301,18 @@ def test_chat_template_wraps_prompts_for_instruct_models(hub_root, tiny_models):
     assert len(outputs) == 4 and outputs.hidden.shape[0] == 4
     plain = MultipleChoice(source="mmlu:test", target="mmlu:dev", test="mmlu:validation", data_dir=str(hub_root))
     assert task.fingerprint() != plain.fingerprint()  # a separate teacher cache entry
+
+
+def test_gradient_checkpointing_student_trains_its_lora_weights(tiny_world):
+    """The large-student setting of the paper configs (model.gradient_checkpointing) still trains the adapter."""
+    import torch
+
+    from students.sft import LoRASFTStudent
+
+    student = LoRASFTStudent(str(tiny_world / "student"), gradient_checkpointing=True)
+    assert student.model.base_model.model.is_gradient_checkpointing
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    loss = student.model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss
+    loss.backward()
+    grads = [p.grad for n, p in student.named_parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
