@@ -11,10 +11,9 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from peft import LoraConfig, get_peft_model
-
+from students.lora import lora_model
 from w2s.errors import W2SError
-from w2s.models import load_causal_lm, load_tokenizer
+from w2s.models import load_tokenizer
 
 
 def completion_mask(completion_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
@@ -82,8 +81,8 @@ class GRPOStudent(L.LightningModule):
     """A causal LM with a LoRA adapter trained by GRPO on prompts whose trusted weak label is the target.
 
     Each training batch is ``{"prompts": [str], "labels": [str]}``. For every prompt, ``num_generations``
-    completions are sampled at ``temperature``; a completion's reward is ``reward_fn(completion, label)``
-    (default: the task's ``reward``, or whether ``task.parse`` of it equals the label) plus ``format_reward``
+    completions are sampled at ``temperature``; a completion's reward is ``reward_fn(completion, label)``, by
+    default the task's ``reward`` (its answer is right for the label: ``task.is_correct``) plus ``format_reward``
     when it parses at all. The rollout is used for ``num_iterations`` updates (the clipped ratio matters from
     the second on); ``beta > 0`` adds the KL penalty to the reference policy, which is the same model with the
     adapter disabled (no second copy). Gradients accumulate over ``accumulate`` batches per optimizer step.
@@ -129,9 +128,7 @@ class GRPOStudent(L.LightningModule):
                            f"temperature > 0 (got {num_generations}, {num_iterations}, {accumulate}, {temperature})")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, target_modules=target_modules, task_type="CAUSAL_LM")
-        self.model = get_peft_model(load_causal_lm(model, dtype), config)
-        self.model.train()  # from_pretrained returns eval mode
+        self.model = lora_model(model, lora_r, lora_alpha, target_modules, dtype)
         self.tokenizer = load_tokenizer(model)
         self.reward_fn: Callable[[str, str], float] | None = None
         self._calls = 0
@@ -141,10 +138,8 @@ class GRPOStudent(L.LightningModule):
         if self.reward_fn is not None:
             return float(self.reward_fn(completion, label))
         task = self.trainer.datamodule.task
-        if hasattr(task, "reward"):
-            return float(task.reward(completion, label))
-        parsed = task.parse(completion)
-        return float(parsed == label) + (self.hparams.format_reward if parsed is not None else 0.0)
+        formatted = self.hparams.format_reward if task.parse(completion) is not None else 0.0
+        return task.reward(completion, label) + formatted
 
     @torch.no_grad()
     def rollout(self, prompts: list[str], labels: list[str]) -> dict[str, torch.Tensor]:

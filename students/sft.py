@@ -6,9 +6,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from peft import LoraConfig, get_peft_model
-
-from w2s.models import load_causal_lm
+from students.lora import lora_model
 
 
 class LoRASFTStudent(L.LightningModule):
@@ -49,14 +47,8 @@ class LoRASFTStudent(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                            target_modules=target_modules, task_type="CAUSAL_LM")
-        base = load_causal_lm(model, dtype, trust_remote_code)
-        if gradient_checkpointing:
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            base.enable_input_require_grads()
-        self.model = get_peft_model(base, config)
-        self.model.train()  # from_pretrained returns eval mode, which would switch off lora_dropout in training
+        self.model = lora_model(model, lora_r, lora_alpha, target_modules, dtype, lora_dropout, trust_remote_code,
+                                gradient_checkpointing)
         self.strict_loading = False  # checkpoints hold the trainable (LoRA) weights only
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -44,8 +44,9 @@ def label_distributed(teacher: Teacher, task: Task, splits: dict[str, datasets.D
                       trainer: L.Trainer) -> dict[str, TeacherOutputs]:
     """Teacher outputs for each split, computed under ``trainer``'s strategy when not cached yet; every rank
     returns them (read back from the merged cache)."""
+    keys = {name: teacher.cache_key(task, split) for name, split in splits.items()}  # hashes every prompt: once
     for name, split in splits.items():
-        key = teacher.cache_key(task, split)
+        key = keys[name]
         target = cache_root() / "teacher" / key
         if is_complete(target):
             continue
@@ -67,8 +68,7 @@ def label_distributed(teacher: Teacher, task: Task, splits: dict[str, datasets.D
             save_outputs(merged, target, {"key": key, "split": name, "teacher": teacher.model})
             shutil.rmtree(parts, ignore_errors=True)
         trainer.strategy.barrier("teacher pass merged")
-    return {name: load_outputs(cache_root() / "teacher" / teacher.cache_key(task, split), None)
-            for name, split in splits.items()}
+    return {name: load_outputs(cache_root() / "teacher" / key, key) for name, key in keys.items()}
 
 
 def default_trainer(devices: int | str = "auto", accelerator: str = "auto", strategy: str = "auto",

@@ -74,6 +74,10 @@ class Task:
         """Whether a weak label is right (exact match here; math tasks test equivalence)."""
         return label is not None and label == gold
 
+    def reward(self, completion: str, label: str) -> float:
+        """An RL student's reward: 1 when the completion's answer is right for the (trusted weak) label."""
+        return float(self.is_correct(self.parse(completion), label))
+
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes prompts or labels; part of every teacher-cache key."""
         return {"class": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}

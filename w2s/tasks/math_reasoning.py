@@ -10,8 +10,8 @@ import datasets
 import numpy as np
 
 from w2s.errors import W2SError
-from w2s.tasks.base import SPLITS, Task
-from w2s.tasks.sources import Benchmark, Reference, load_references, parse_references
+from w2s.tasks.base import Task
+from w2s.tasks.sources import Benchmark, Reference, ReferenceSplits
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def equivalent(answer: str | None, gold: str | None) -> bool:
         return answer.strip() == gold.strip()
 
 
-class MathReasoning(Task):
+class MathReasoning(ReferenceSplits, Task):
     """Math problems answered in free form; the weak label is the teacher's final answer.
 
     Splits are data references as in ``MultipleChoice`` (``math:test[:50%]``, ``omni_math``, ``aime``, or local
@@ -77,6 +77,8 @@ class MathReasoning(Task):
         chat_template: wrap prompts in each model's chat template.
     """
 
+    registry = MATH_BENCHMARKS
+
     def __init__(
         self,
         source: str | list[str],
@@ -93,17 +95,15 @@ class MathReasoning(Task):
         max_examples: int | None = None,
         chat_template: bool = False,
     ) -> None:
-        self.source, self.target, self.test = source, target, test
-        self.references = {name: parse_references(refs, name, MATH_BENCHMARKS)
-                           for name, refs in zip(SPLITS, (source, target, test))}
+        self.set_references(source, target, test, data_dir, shuffle_seed, max_examples)
         if answer_pattern is not None:
             try:
                 re.compile(answer_pattern)
             except re.error as e:
                 raise W2SError(f"task answer_pattern {answer_pattern!r} is not a regular expression ({e})") from None
-        self.data_dir, self.answer_pattern, self.instruction = data_dir, answer_pattern, instruction
+        self.answer_pattern, self.instruction = answer_pattern, instruction
         self.problem_field, self.answer_field, self.solution_field = problem_field, answer_field, solution_field
-        self.id_field, self.shuffle_seed, self.max_examples = id_field, shuffle_seed, max_examples
+        self.id_field = id_field
         self.chat_template = chat_template
 
     def prompt(self, example: dict) -> str:
@@ -123,22 +123,10 @@ class MathReasoning(Task):
     def is_correct(self, label: str | None, gold: str) -> bool:
         return equivalent(label, gold)
 
-    def reward(self, completion: str, label: str) -> float:
-        """GRPO's reward: 1 when the completion's answer is equivalent to the (trusted weak) label."""
-        return float(equivalent(self.parse(completion), label))
-
-    def hub_datasets(self) -> list[str]:
-        if self.data_dir is not None:
-            return []
-        return sorted({r.benchmark.hub_id for refs in self.references.values() for r in refs if r.benchmark})
-
-    def load_splits(self) -> datasets.DatasetDict:
-        def convert(raw, rows, ref, split):
-            fields = ref.benchmark.fields if ref.benchmark else MathFields(
-                self.problem_field, self.answer_field, self.solution_field, self.id_field)
-            return to_problems(raw, rows, fields, ref, split)
-
-        return load_references(self.references, convert, self.data_dir, self.shuffle_seed, self.max_examples)
+    def convert(self, raw: datasets.Dataset, rows: np.ndarray, ref: Reference, split: str) -> datasets.Dataset:
+        fields = ref.benchmark.fields if ref.benchmark else MathFields(
+            self.problem_field, self.answer_field, self.solution_field, self.id_field)
+        return to_problems(raw, rows, fields, ref, split)
 
 
 def to_problems(raw: datasets.Dataset, rows: np.ndarray, fields: MathFields, ref: Reference,

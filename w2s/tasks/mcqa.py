@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datasets
+import numpy as np
 
-from w2s.errors import W2SError
-from w2s.tasks.base import SPLITS, MultipleChoiceTask
-from w2s.tasks.sources import BENCHMARKS, Fields, Reference, load_references, parse_references, to_examples
+from w2s.tasks.base import MultipleChoiceTask
+from w2s.tasks.sources import BENCHMARKS, Fields, Reference, ReferenceSplits, to_examples
 
 
-class MultipleChoice(MultipleChoiceTask):
+class MultipleChoice(ReferenceSplits, MultipleChoiceTask):
     """Multiple-choice source, target and test splits, each built from one or more data references.
 
     A reference is ``<benchmark or path>[:<split>][[<start>:<stop>]]`` (see ``w2s.tasks.sources``): a hub
@@ -53,12 +53,8 @@ class MultipleChoice(MultipleChoiceTask):
         answer_prefix_space: bool = True,
         chat_template: bool = False,
     ) -> None:
-        super().__init__(answer_prefix_space, chat_template)
-        self.source, self.target, self.test = source, target, test
-        self.references = {name: parse_references(refs, name) for name, refs in zip(SPLITS, (source, target, test))}
-        if max_examples is not None and max_examples < 1:
-            raise W2SError(f"task max_examples must be ≥ 1 (got {max_examples})")
-        self.data_dir, self.shuffle_seed, self.max_examples = data_dir, shuffle_seed, max_examples
+        MultipleChoiceTask.__init__(self, answer_prefix_space, chat_template)
+        self.set_references(source, target, test, data_dir, shuffle_seed, max_examples)
         self.question_field, self.choices_field = question_field, choices_field
         self.answer_field, self.id_field = answer_field, id_field
 
@@ -68,17 +64,8 @@ class MultipleChoice(MultipleChoiceTask):
         choices = self.choices_field if isinstance(self.choices_field, str) else tuple(self.choices_field)
         return Fields(self.question_field, choices, self.answer_field, self.id_field)
 
-    def hub_datasets(self) -> list[str]:
-        """Hub ids this task reads from the hub (none when ``data_dir`` holds local copies)."""
-        if self.data_dir is not None:
-            return []
-        return sorted({r.benchmark.hub_id for refs in self.references.values() for r in refs if r.benchmark})
-
-    def load_splits(self) -> datasets.DatasetDict:
-        def convert(raw, rows, ref, split):
-            return to_examples(raw, rows, self.fields_for(ref), ref, split, self.shuffle_seed)
-
-        return load_references(self.references, convert, self.data_dir, self.shuffle_seed, self.max_examples)
+    def convert(self, raw: datasets.Dataset, rows: np.ndarray, ref: Reference, split: str) -> datasets.Dataset:
+        return to_examples(raw, rows, self.fields_for(ref), ref, split, self.shuffle_seed)
 
 
 __all__ = ["BENCHMARKS", "MultipleChoice"]

@@ -23,7 +23,7 @@ import datasets
 import numpy as np
 
 from w2s.errors import W2SError, w2s_error_in
-from w2s.tasks.base import LETTERS
+from w2s.tasks.base import LETTERS, SPLITS
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"), "question": datasets.Value("string"),
@@ -126,6 +126,37 @@ def _bound(text: str, n: int, default: int) -> int:
         return default
     value, percent = _BOUND.match(text).groups()
     return min(n, round(float(value) * n / 100) if percent else int(float(value)))
+
+
+class ReferenceSplits:
+    """The source / target / test splits of a task, each from data references (see the module docstring).
+
+    A task mixes it in, calls :meth:`set_references` in its ``__init__`` and implements :meth:`convert` (raw rows
+    of one reference → the task's examples). ``registry`` names the hub benchmarks its references may use.
+    """
+
+    registry: dict = BENCHMARKS
+
+    def set_references(self, source: str | list[str], target: str | list[str], test: str | list[str],
+                       data_dir: str | None, shuffle_seed: int, max_examples: int | None) -> None:
+        if max_examples is not None and max_examples < 1:
+            raise W2SError(f"task max_examples must be ≥ 1 (got {max_examples})")
+        self.source, self.target, self.test = source, target, test
+        self.references = {name: parse_references(refs, name, self.registry)
+                           for name, refs in zip(SPLITS, (source, target, test))}
+        self.data_dir, self.shuffle_seed, self.max_examples = data_dir, shuffle_seed, max_examples
+
+    def hub_datasets(self) -> list[str]:
+        """Hub ids this task reads from the hub (none when ``data_dir`` holds local copies)."""
+        if self.data_dir is not None:
+            return []
+        return sorted({r.benchmark.hub_id for refs in self.references.values() for r in refs if r.benchmark})
+
+    def convert(self, raw: datasets.Dataset, rows: np.ndarray, ref: "Reference", split: str) -> datasets.Dataset:
+        raise NotImplementedError
+
+    def load_splits(self) -> datasets.DatasetDict:
+        return load_references(self.references, self.convert, self.data_dir, self.shuffle_seed, self.max_examples)
 
 
 def parse_references(refs: str | list[str], split: str, registry: dict | None = None) -> list[Reference]:
