@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import lightning as L
 import torch
-from students.lora import lora_model
+from students.lora import LoRAStudent, lora_model
 from w2s.errors import W2SError
 from w2s.models import load_tokenizer
 
@@ -77,10 +76,11 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     return loss, stats
 
 
-class GRPOStudent(L.LightningModule):
+class GRPOStudent(LoRAStudent):
     """A causal LM with a LoRA adapter trained by GRPO on prompts whose trusted weak label is the target.
 
-    Each training batch is ``{"prompts": [str], "labels": [str]}``. For every prompt, ``num_generations``
+    Each training batch holds left-padded ``prompt_ids`` / ``prompt_mask`` and the ``weak_labels`` (strings) the
+    data module serves. For every prompt, ``num_generations``
     completions are sampled at ``temperature``; a completion's reward is ``reward_fn(completion, label)``, by
     default the task's ``reward`` (its answer is right for the label: ``task.is_correct``) plus ``format_reward``
     when it parses at all. The rollout is used for ``num_iterations`` updates (the clipped ratio matters from
@@ -93,7 +93,7 @@ class GRPOStudent(L.LightningModule):
         lr, weight_decay: AdamW.
         num_generations: completions per prompt (G ≥ 2).
         temperature: sampling temperature (log-probs are computed at it too).
-        max_new_tokens: completion length limit.
+        max_new_tokens: completion length limit (rollouts and evaluation).
         epsilon: clipping range of the importance ratio.
         beta: KL coefficient (0: no reference pass).
         num_iterations: updates per rollout batch.
@@ -101,6 +101,8 @@ class GRPOStudent(L.LightningModule):
         format_reward: reward added when a completion contains a parseable answer.
         accumulate: batches per optimizer step.
         dtype: model dtype.
+        trust_remote_code: allow code shipped with the checkpoint to run (off by default).
+        gradient_checkpointing: recompute activations in the backward pass (less memory, slower).
     """
 
     def __init__(
@@ -121,6 +123,8 @@ class GRPOStudent(L.LightningModule):
         format_reward: float = 0.0,
         accumulate: int = 1,
         dtype: str = "float32",
+        trust_remote_code: bool = False,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if num_generations < 2 or num_iterations < 1 or accumulate < 1 or temperature <= 0:
@@ -128,8 +132,10 @@ class GRPOStudent(L.LightningModule):
                            f"temperature > 0 (got {num_generations}, {num_iterations}, {accumulate}, {temperature})")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.model = lora_model(model, lora_r, lora_alpha, target_modules, dtype)
-        self.tokenizer = load_tokenizer(model)
+        self.model = lora_model(model, lora_r, lora_alpha, target_modules, dtype,
+                                trust_remote_code=trust_remote_code, gradient_checkpointing=gradient_checkpointing)
+        self.tokenizer = load_tokenizer(model, trust_remote_code)
+        self.max_new_tokens = max_new_tokens
         self.reward_fn: Callable[[str, str], float] | None = None
         self._calls = 0
 
@@ -142,21 +148,21 @@ class GRPOStudent(L.LightningModule):
         return task.reward(completion, label) + formatted
 
     @torch.no_grad()
-    def rollout(self, prompts: list[str], labels: list[str]) -> dict[str, torch.Tensor]:
-        """Sample G completions per prompt; their tokens, masks, rewards, advantages and old/ref log-probs."""
+    def rollout(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, labels: list[str]) -> dict:
+        """Sample G completions per (left-padded) prompt; their tokens, masks, rewards, advantages and old/ref
+        log-probs."""
         g, hp = self.hparams.num_generations, self.hparams
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(self.device)
         training = self.model.training
         self.model.eval()  # no dropout while sampling
         sequences = self.model.generate(
-            input_ids=enc.input_ids.repeat_interleave(g, 0), attention_mask=enc.attention_mask.repeat_interleave(g, 0),
-            do_sample=True, temperature=hp.temperature, top_k=0, top_p=1.0, max_new_tokens=hp.max_new_tokens,
+            input_ids=prompt_ids.repeat_interleave(g, 0), attention_mask=prompt_mask.repeat_interleave(g, 0),
+            do_sample=True, temperature=hp.temperature, top_k=0, top_p=1.0, max_new_tokens=self.max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id)
         self.model.train(training)
-        prompt_len = enc.input_ids.shape[1]
+        prompt_len = prompt_ids.shape[1]
         completions = sequences[:, prompt_len:]
         mask = completion_mask(completions, self.tokenizer.eos_token_id)
-        attention = torch.cat([enc.attention_mask.repeat_interleave(g, 0), mask], 1)
+        attention = torch.cat([prompt_mask.repeat_interleave(g, 0), mask], 1)
         texts = self.tokenizer.batch_decode(completions * mask + self.tokenizer.pad_token_id * (1 - mask),
                                             skip_special_tokens=True)
         rewards = torch.tensor([self._reward(t, labels[i // g]) for i, t in enumerate(texts)], device=self.device)
@@ -172,7 +178,7 @@ class GRPOStudent(L.LightningModule):
     # ---- updates --------------------------------------------------------------------------------------------
     def training_step(self, batch: dict, _) -> None:
         hp = self.hparams
-        data = self.rollout(batch["prompts"], batch["labels"])
+        data = self.rollout(batch["prompt_ids"], batch["prompt_mask"], batch["weak_labels"])
         opt = self.optimizers()
         for _ in range(hp.num_iterations):
             logps, entropy = completion_logprobs(self.model, data["sequences"], data["attention"],
@@ -184,7 +190,7 @@ class GRPOStudent(L.LightningModule):
             if self._calls % hp.accumulate == 0:
                 opt.step()
                 opt.zero_grad()
-        n, mask = len(batch["prompts"]), data["mask"].float()
+        n, mask = len(batch["weak_labels"]), data["mask"].float()
         self.log_dict({
             "grpo/loss": loss.detach(), "grpo/reward_mean": data["rewards"].mean(),
             "grpo/reward_std": data["rewards"].std(), "grpo/kl": stats["kl"],

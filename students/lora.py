@@ -1,7 +1,12 @@
-"""The students' shared start: a causal LM with a trainable LoRA adapter on frozen weights."""
+"""The students' shared start: a causal LM with a trainable LoRA adapter on frozen weights, its checkpoints and
+its evaluation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import lightning as L
+import torch
 from peft import LoraConfig, get_peft_model
 
 from w2s.models import load_causal_lm
@@ -20,3 +25,71 @@ def lora_model(model: str, lora_r: int, lora_alpha: int, target_modules: list[st
     peft_model = get_peft_model(base, config)
     peft_model.train()
     return peft_model
+
+
+class LoRAStudent(L.LightningModule):
+    """What every student shares: a LoRA policy (``self.model``) and its tokenizer, small checkpoints that hold
+    the adapter only, and accuracy on the target test split, logged by validation and test.
+
+    Accuracy is the option with the highest answer-token logit for multiple-choice batches (``option_ids``), and
+    for free-form batches (math) the task's ``is_correct`` of the answer parsed from a greedy generation of up
+    to ``max_new_tokens`` tokens. When the split mixes benchmarks, each one's accuracy is logged too.
+    """
+
+    max_new_tokens: int = 256
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.strict_loading = False  # checkpoints hold the trainable (LoRA) weights only
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep checkpoints small (the frozen base model is reloaded from its own files) and exactly
+        resumable (the RNG state travels with them, for dropout and sampling)."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+
+    def save_adapter(self, directory: str | Path) -> None:
+        """Save only the LoRA adapter (``save_pretrained`` of the peft model)."""
+        self.model.save_pretrained(directory)
+
+    def _accuracy(self, batch: dict) -> torch.Tensor:
+        if "option_ids" not in batch:
+            return self._generated_accuracy(batch)
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        last = logits[torch.arange(len(logits)), batch["last"]]
+        option_logits = last.gather(-1, batch["option_ids"].clamp(min=0))
+        option_logits = option_logits.masked_fill(batch["option_ids"] < 0, float("-inf"))
+        return (option_logits.argmax(-1) == batch["gold"]).float()
+
+    def _generated_accuracy(self, batch: dict) -> torch.Tensor:
+        task = self.trainer.datamodule.task
+        sequences = self.model.generate(input_ids=batch["prompt_ids"], attention_mask=batch["prompt_mask"],
+                                        do_sample=False, max_new_tokens=self.max_new_tokens,
+                                        pad_token_id=self.tokenizer.pad_token_id)
+        texts = self.tokenizer.batch_decode(sequences[:, batch["prompt_ids"].shape[1]:], skip_special_tokens=True)
+        return torch.tensor([float(task.is_correct(task.parse(t), gold)) for t, gold in zip(texts, batch["gold"])],
+                            device=self.device)
+
+    def _log_accuracy(self, name: str, batch: dict, **kwargs) -> None:
+        """Accuracy over the batch, and per benchmark when the evaluation split mixes several; every rank logs
+        every benchmark at every step (weight 0 when absent), so that the epoch-end sync lines up under DDP."""
+        correct = self._accuracy(batch)
+        self.log(name, correct.mean(), batch_size=len(correct), sync_dist=True, **kwargs)  # the mean over ranks
+        groups = getattr(self.trainer.datamodule, "eval_groups", [])
+        if len(groups) > 1:
+            for g, group in enumerate(groups):
+                mask = batch["group"] == g
+                value = correct[mask].mean() if mask.any() else correct.new_zeros(())
+                self.log(f"{name}/{group}", value, batch_size=int(mask.sum()), on_step=False, on_epoch=True,
+                         sync_dist=True)
+
+    def validation_step(self, batch: dict, _) -> None:
+        self._log_accuracy("student/accuracy", batch, prog_bar=True)
+
+    def test_step(self, batch: dict, _) -> None:
+        self._log_accuracy("student/test_accuracy", batch)

@@ -87,7 +87,9 @@ def test_one_grpo_step_changes_every_lora_weight_and_no_frozen_one(tiny_world):
     student.reward_fn = lambda completion, label: float(len(completion) % 2)  # varies within groups
     before = {n: p.detach().clone() for n, p in student.named_parameters()}
     prompts = ["what is the capital of", "who wrote the", "the colour of", "the largest city in"]
-    batches = DataLoader([{"prompts": prompts, "labels": ["a"] * 4}], batch_size=None)
+    enc = student.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left")
+    batch = {"prompt_ids": enc.input_ids, "prompt_mask": enc.attention_mask, "weak_labels": ["a"] * 4}
+    batches = DataLoader([batch], batch_size=None)
     trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(student, batches)

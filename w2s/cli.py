@@ -14,7 +14,7 @@ from lightning.pytorch.cli import LightningCLI
 
 import students  # noqa: F401  (registers the students for class_path short names)
 import trust_functions  # noqa: F401  (registers the trust functions)
-from students.sft import LoRASFTStudent
+from students.lora import LoRAStudent
 from trust_functions.base import TrustFunction
 from w2s.cache import atomic_write_text, stable_hash
 from w2s.data import W2SDataModule
@@ -35,7 +35,9 @@ class W2SCLI(LightningCLI):
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0,
                              "checkpoint.save_on_train_epoch_end": True, "checkpoint.every_n_epochs": 1})
         parser.link_arguments("trust", "data.trust", apply_on="parse")
-        parser.link_arguments("model.model", "data.student", apply_on="parse")
+        # the student is any LoRAStudent (class_path), LoRASFTStudent when a config gives its arguments alone
+        parser.set_defaults({"model": {"class_path": "students.LoRASFTStudent"}})
+        parser.link_arguments("model.init_args.model", "data.student", apply_on="parse")
 
     def before_instantiate_classes(self) -> None:
         """Check hub access (before anything is loaded or written), then resume an interrupted ``fit``: the
@@ -132,7 +134,7 @@ class W2SCLI(LightningCLI):
 
 def hub_references(config) -> list[tuple[str, str, str]]:
     """(kind, name, config key) of every model and dataset a resolved config names (hub ids or not)."""
-    refs = [("model", config.model.model, "model.model"),
+    refs = [("model", config.model.init_args.model, "model.model"),
             ("model", config.data.teacher.init_args.model, "data.teacher.model")]
     trust_args = getattr(config.get("trust"), "init_args", None)
     if trust_args is not None and isinstance(trust_args.get("model"), str):
@@ -191,7 +193,8 @@ def main(args: list[str] | None = None) -> None:
 
             compare(argv[1:])
         else:
-            W2SCLI(LoRASFTStudent, W2SDataModule, save_config_kwargs={"overwrite": True}, args=args)
+            W2SCLI(LoRAStudent, W2SDataModule, subclass_mode_model=True, save_config_kwargs={"overwrite": True},
+                   args=args)
     except Exception as e:  # noqa: BLE001  (a W2SError may arrive wrapped by jsonargparse's instantiation)
         error = w2s_error_in(e)
         if error is None:

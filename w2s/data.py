@@ -130,31 +130,38 @@ class W2SDataModule(L.LightningDataModule):
     def _train_example(self, example: dict, label: str) -> dict:
         prompt = self._prompt_ids(example)
         answer = self.tokenizer(self.task.completion(label), add_special_tokens=False).input_ids
-        prompt = prompt[max(0, len(prompt) + len(answer) - self.max_length):]
-        return {"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer}
+        return {"prompt_ids": prompt[max(0, len(prompt) + len(answer) - self.max_length):], "answer_ids": answer,
+                "label": label}
 
     def _eval_example(self, example: dict) -> dict:
-        return {"input_ids": self._prompt_ids(example)[-self.max_length:],
-                "option_ids": self.task.option_token_ids(self.tokenizer, example),
-                "gold": self.task.options(example).index(self.task.gold(example)),
-                "group": self.eval_groups.index(example["benchmark"]) if self.eval_groups else 0}
+        group = self.eval_groups.index(example["benchmark"]) if self.eval_groups else 0
+        prompt = self._prompt_ids(example)[-self.max_length:]
+        if not hasattr(self.task, "option_token_ids"):  # free form (math): the student generates its answer
+            return {"prompt_ids": prompt, "gold": self.task.gold(example), "group": group}
+        return {"prompt_ids": prompt, "option_ids": self.task.option_token_ids(self.tokenizer, example),
+                "gold": self.task.options(example).index(self.task.gold(example)), "group": group}
 
-    def _collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(r["input_ids"]) for r in rows)
+    def _collate(self, rows: list[dict]) -> dict:
+        """Training batches serve both kinds of student: ``input_ids`` / ``labels`` (prompt + answer, right
+        padding) for SFT and ``prompt_ids`` / ``prompt_mask`` (left padding) + ``weak_labels`` for GRPO.
+        Evaluation batches hold the options (multiple choice) or the prompts and gold answers (free form)."""
         pad = self.tokenizer.pad_token_id
-        batch = {
-            "input_ids": torch.tensor([r["input_ids"] + [pad] * (width - len(r["input_ids"])) for r in rows]),
-            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"]))
-                                            for r in rows]),
-        }
-        if "labels" in rows[0]:
-            batch["labels"] = torch.tensor([r["labels"] + [-100] * (width - len(r["labels"])) for r in rows])
-        else:
-            k = max(len(r["option_ids"]) for r in rows)
-            batch["option_ids"] = torch.tensor([r["option_ids"] + [-1] * (k - len(r["option_ids"])) for r in rows])
-            batch["gold"] = torch.tensor([r["gold"] for r in rows])
-            batch["group"] = torch.tensor([r["group"] for r in rows])
-            batch["last"] = batch["attention_mask"].sum(1) - 1
+        if "label" in rows[0]:
+            sequences = [r["prompt_ids"] + r["answer_ids"] for r in rows]
+            labels = [[-100] * len(r["prompt_ids"]) + r["answer_ids"] for r in rows]
+            input_ids, attention_mask = pad_batch(sequences, pad, left=False)
+            prompt_ids, prompt_mask = pad_batch([r["prompt_ids"] for r in rows], pad, left=True)
+            return {"input_ids": input_ids, "attention_mask": attention_mask,
+                    "labels": pad_batch(labels, -100, left=False)[0], "prompt_ids": prompt_ids,
+                    "prompt_mask": prompt_mask, "weak_labels": [r["label"] for r in rows]}
+        batch = {"group": torch.tensor([r["group"] for r in rows])}
+        if "option_ids" not in rows[0]:
+            batch["prompt_ids"], batch["prompt_mask"] = pad_batch([r["prompt_ids"] for r in rows], pad, left=True)
+            return batch | {"gold": [r["gold"] for r in rows]}
+        batch["input_ids"], batch["attention_mask"] = pad_batch([r["prompt_ids"] for r in rows], pad, left=False)
+        batch["option_ids"] = pad_batch([r["option_ids"] for r in rows], -1, left=False)[0]
+        batch["gold"] = torch.tensor([r["gold"] for r in rows])
+        batch["last"] = batch["attention_mask"].sum(1) - 1
         return batch
 
     def train_dataloader(self) -> DataLoader:
@@ -183,3 +190,14 @@ class EpochShuffle(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.n
+
+
+def pad_batch(rows: list[list[int]], value: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of token ids padded with ``value`` to one width (on the left for generation), and their mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), value, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        span = slice(width - len(r), width) if left else slice(0, len(r))
+        ids[i, span], mask[i, span] = torch.as_tensor(r, dtype=torch.long), 1
+    return ids, mask

@@ -4,7 +4,7 @@
 ``save_to_disk``), ``teacher/``, ``student/`` and ``reward/`` (models and tokenizers saved with
 ``save_pretrained``). Each part is written atomically, so an interrupted build resumes with the parts that are
 missing. Configs name the models ``toy:<seed>/<role>`` (the default "confident" world) or
-``toy:<world>-<seed>/<role>`` (e.g. ``toy:plain-0/teacher``); ``w2s.models`` resolves those names to these paths.
+``toy:<world>-<seed>/<role>`` (e.g. ``toy:plain-0/teacher``, or ``toy:math-0/student`` in the toy math world); ``w2s.models`` resolves those names to these paths.
 """
 
 from __future__ import annotations
@@ -28,8 +28,14 @@ def world_dir(seed: int = 0, spec: WorldSpec | None = None, world: str = "confid
 
 
 def ensure_world(seed: int = 0, spec: WorldSpec | None = None, world: str = "confident") -> Path:
-    """Build (or reuse) the named toy world (or the one ``spec`` describes) for ``seed``; return its directory."""
+    """Build (or reuse) the named toy world (or the one ``spec`` describes) for ``seed``; return its directory.
+    ``world="math"`` is the toy math world (``w2s.toy.arithmetic``)."""
     from w2s.toy.pretrain import build_model, build_tokenizer, pretrain
+
+    if world == "math" and spec is None:
+        from w2s.toy import arithmetic
+
+        return arithmetic.ensure_world(seed)
 
     spec = spec or WorldSpec.named(world, seed)
     root = world_dir(spec.seed, spec)
