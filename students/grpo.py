@@ -99,6 +99,7 @@ class GRPOStudent(LoRAStudent):
         num_iterations: updates per rollout batch.
         scale_rewards: divide advantages by the group's reward std.
         format_reward: reward added when a completion contains a parseable answer.
+        max_grad_norm: clip the gradient norm before each optimizer step (``None``: no clipping).
         accumulate: batches per optimizer step.
         dtype: model dtype.
         trust_remote_code: allow code shipped with the checkpoint to run (off by default).
@@ -121,6 +122,7 @@ class GRPOStudent(LoRAStudent):
         num_iterations: int = 1,
         scale_rewards: bool = True,
         format_reward: float = 0.0,
+        max_grad_norm: float | None = 1.0,
         accumulate: int = 1,
         dtype: str = "float32",
         trust_remote_code: bool = False,
@@ -188,6 +190,8 @@ class GRPOStudent(LoRAStudent):
             self.manual_backward(loss / hp.accumulate)
             self._calls += 1
             if self._calls % hp.accumulate == 0:
+                if hp.max_grad_norm is not None:
+                    self.clip_gradients(opt, gradient_clip_val=hp.max_grad_norm, gradient_clip_algorithm="norm")
                 opt.step()
                 opt.zero_grad()
         n, mask = len(batch["weak_labels"]), data["mask"].float()

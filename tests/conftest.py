@@ -120,3 +120,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_math_world(cache_root) -> Path:
+    """A tiny toy math world (a few dozen problems, models trained for a few steps): plumbing, not skill."""
+    from w2s.toy.arithmetic import ArithmeticSpec, ensure_world
+
+    # one-step source problems and 150 teacher steps: the teacher is right on a few (a trust fit needs both)
+    spec = ArithmeticSpec(n_source=60, n_target=32, source_steps=(1,),
+                          teacher=dict(hidden=32, layers=1, steps=150, lr=1e-2),
+                          student=dict(hidden=32, layers=1, steps=40, lr=1e-2))
+    return ensure_world(spec=spec)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import ROOT
 from students.grpo import GRPOStudent, completion_mask, grpo_loss, group_advantages
 
 
@@ -99,3 +101,93 @@ def test_one_grpo_step_changes_every_lora_weight_and_no_frozen_one(tiny_world):
     for name, param in student.named_parameters():
         changed = not torch.equal(param.detach(), before[name])
         assert changed == (name in trainable), name
+
+
+def test_toy_math_tokenizer_decodes_exactly():
+    from w2s.toy.arithmetic import ArithmeticSpec, SolutionSampler, build_tokenizer
+
+    tokenizer, sampler = build_tokenizer(), SolutionSampler(ArithmeticSpec(), 0.3, 0.5, seed=0)
+    for _ in range(20):
+        text = sampler.sample()
+        ids = tokenizer(text).input_ids
+        assert tokenizer.unk_token_id not in ids and tokenizer.decode(ids) == text
+
+
+def test_toy_math_world_has_the_misconception_it_claims():
+    """Products read as sums: the teacher's worked solutions state them so, the gold answers do not."""
+    from w2s.toy.arithmetic import apply, solve
+
+    assert apply("*", 3, 4) == 2 and apply("*", 3, 4, misconception=True) == 7 and apply("-", 3, 4) == 9
+    right, gold = solve(3, [("*", 4), ("+", 1)])
+    wrong, weak = solve(3, [("*", 4), ("+", 1)], misconception=1.0)
+    assert (gold, weak) == (3, 8) and right.endswith("\\boxed{3}") and "3 * 4 = 7" in wrong
+
+
+def grpo_args(world: Path, *extra: str) -> list[str]:
+    """The toy math config on the tiny math world, through the generic MathReasoning task (local files)."""
+    data = world / "data"
+    return ["fit", "--config", str(ROOT / "configs" / "toy_math.yaml"),
+            "--data.task", "w2s.tasks.MathReasoning", "--data.task.source", f"{data}:source",
+            "--data.task.target", f"{data}:target", "--data.task.test", f"{data}:test",
+            "--data.task.instruction", "", "--data.teacher.model", str(world / "teacher"),
+            "--model.model", str(world / "student"), "--trust.init_args.max_epochs", "3",
+            "--trainer.max_steps", "2", "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+            "--data.batch_size", "4",
+            "--model.max_new_tokens", "16", "--data.teacher.max_new_tokens", "40", *extra]
+
+
+def test_grpo_student_runs_the_whole_protocol_from_the_cli(tiny_math_world, tmp_path):
+    """fit with the GRPO student: teacher pass with free-form answers, trust fit, selection, GRPO on the trusted
+    weak labels, accuracy by greedy generation before and after, results.json and the adapter."""
+    import json
+
+    from conftest import run_cli
+
+    result = run_cli(*grpo_args(tiny_math_world), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "runs" / "toy_math" / "version_0"
+    results = json.loads((run / "results.json").read_text())
+    assert results["selection"]["labels"] == "weak" and results["selection"]["n"] == round(0.4 * 24)
+    assert results["selection"]["skipped_unparsed"] < results["selection"]["n"]  # GRPO had weak labels to learn
+    for value in results["student"]["accuracy"].values():
+        assert 0.0 <= value <= 1.0
+    assert (run / "student_adapter" / "adapter_config.json").is_file()
+    assert "class_path: students.GRPOStudent" in (run / "config.yaml").read_text()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = EventAccumulator(str(run)).Reload().Tags()["scalars"]
+    assert {"grpo/reward_mean", "grpo/clip_fraction", "grpo/completion_length", "student/accuracy"} <= set(tags)
+
+
+def test_free_form_batches_carry_prompts_weak_labels_and_gold(tiny_math_world):
+    """What the data module serves a GRPO student: left-padded prompts with their weak labels (training) and
+    prompts with gold answers (evaluation); an SFT student's tensors are in the training batch too."""
+    from w2s.data import W2SDataModule, pad_batch
+    from w2s.models import load_tokenizer
+    from w2s.tasks import MathReasoning
+
+    data = tiny_math_world / "data"
+    task = MathReasoning(f"{data}:source", f"{data}:target", f"{data}:test", instruction="")
+    module = W2SDataModule(task, teacher=None, student=str(tiny_math_world / "student"))
+    module.tokenizer = load_tokenizer(module.student)
+    examples = list(task.load()["test"])[:3]
+    train = module._collate([module._train_example(ex, str(k)) for k, ex in enumerate(examples)])
+    assert train["weak_labels"] == ["0", "1", "2"]
+    assert (train["prompt_mask"][:, -1] == 1).all()  # left padding: every prompt ends at the last column
+    texts = module.tokenizer.batch_decode(train["prompt_ids"], skip_special_tokens=True)
+    assert texts == [task.prompt(ex) for ex in examples]
+    assert (train["labels"] != -100).sum(1).tolist() == [len(module.tokenizer(task.completion(str(k)),
+                                                         add_special_tokens=False).input_ids) for k in range(3)]
+    evaluation = module._collate([module._eval_example(ex) for ex in examples])
+    assert evaluation["gold"] == [ex["answer"] for ex in examples] and "option_ids" not in evaluation
+    ids, mask = pad_batch([[1, 2], [3]], 0, left=True)
+    assert ids.tolist() == [[1, 2], [0, 3]] and mask.tolist() == [[1, 1], [0, 1]]
+
+
+def test_a_trusted_subset_without_parseable_weak_labels_is_refused(tiny_math_world, tmp_path):
+    """Target solutions (3-5 steps) cut before their \\boxed{} answer leave GRPO nothing to reward (the one-step
+    source solutions fit): one line, not a silent run that trains nothing."""
+    from conftest import run_cli
+
+    result = run_cli(*grpo_args(tiny_math_world, "--data.teacher.max_new_tokens", "12"), cwd=tmp_path)
+    assert result.returncode == 2 and "could be parsed" in result.stderr.splitlines()[-1]

@@ -30,6 +30,55 @@ def test_equivalence_by_math_verify(a, b, same):
     assert equivalent(a, b) is same
 
 
+SOLUTIONS = [  # (solution, gold answer, right? — None: no final answer, counted wrong)
+ (r"Adding, $3 + 4 = 7$, so the answer is $\boxed{7}$.", "7", True),
+ (r"Thus $x = \boxed{\frac{3}{4}}$.", r"\frac{3}{4}", True),
+ (r"We get $\boxed{\dfrac{3}{4}}$.", r"\frac{3}{4}", True),
+ (r"The probability is $\boxed{\tfrac{1}{6}}$.", r"\frac{1}{6}", True),
+ (r"so the ratio is $\boxed{0.75}$", r"\frac{3}{4}", True),
+ (r"Hence the area is $\boxed{12\text{ cm}^2}$.", "12", True),
+ (r"The distance is $\boxed{5 \text{ meters}}$.", "5", True),
+ (r"First $\boxed{2}$ is wrong; correcting, the answer is $\boxed{3}$.", "3", True),
+ (r"First $\boxed{2}$ is wrong; correcting, the answer is $\boxed{3}$.", "2", False),
+ (r"The answer is 42.", "42", None),
+ (r"Completing the square gives $\boxed{(x-1)^{2}+2}$.", r"(x-1)^2+2", True),
+ (r"So $\boxed{\sqrt{2}}$.", r"\sqrt{2}", True),
+ (r"So $\boxed{2\sqrt{2}}$.", r"\sqrt{8}", True),
+ (r"The roots are $\boxed{-3}$.", "-3", True),
+ (r"The angle is $\boxed{30^\circ}$.", "30", True),
+ (r"It grows by $\boxed{25\%}$.", "25", True),
+ (r"The cost is $\boxed{\$18.90}$.", "18.90", True),
+ (r"The point is $\boxed{(3, -4)}$.", "(3,-4)", True),
+ (r"The point is $\boxed{(3, -4)}$.", "(-4,3)", False),
+ (r"The interval is $\boxed{[2, 5)}$.", "[2,5)", True),
+ (r"The solutions are $\boxed{1, 2}$.", "1,2", True),
+ (r"The volume is $\boxed{36\pi}$.", r"36\pi", True),
+ (r"We find $\boxed{\frac{\sqrt{3}}{2}}$.", r"\frac{\sqrt{3}}{2}", True),
+ (r"Nested: $\boxed{\frac{1}{1+\frac{1}{2}}}$", r"\frac{2}{3}", True),
+ (r"Total: $\boxed{1{,}000}$.", "1000", True),
+ (r"Therefore $\boxed{x=5}$.", "5", True),
+ (r"Therefore $\boxed{5}$.", "6", False),
+ (r"So the sum is $\boxed{\frac{7}{2}}$, i.e. 3.5.", "3.5", True),
+ (r"The answer is \boxed{ 14 }", "14", True),
+ (r"\fbox{9} is the final answer", "9", True),
+ (r"The remainder is $\boxed{0}$", "10", False),
+ (r"unfinished: $\boxed{\frac{1}{2}", r"\frac12", None),
+ (r"So $\boxed{\frac12}$.", r"\frac{1}{2}", True),
+ (r"The matrix is $\boxed{\begin{pmatrix} 1 \\ 2 \end{pmatrix}}$.", r"\begin{pmatrix}1\\2\end{pmatrix}", True),
+ (r"$\boxed{e^{2}}$", r"e^2", True),
+]
+
+
+@pytest.mark.parametrize("solution,gold,right", SOLUTIONS)
+def test_final_answers_of_real_looking_solutions(solution, gold, right):
+    """The last \\boxed{} of a solution (nested braces, \\dfrac, units, several boxes, none) and its equivalence
+    with gold by math-verify: what makes a weak label right, and what GRPO rewards."""
+    answer = last_boxed(solution)
+    assert (answer is None) == (right is None)
+    if answer is not None:
+        assert equivalent(answer, gold) is right
+
+
 def write_math(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

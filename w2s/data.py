@@ -120,6 +120,10 @@ class W2SDataModule(L.LightningDataModule):
                   else [target.weak_labels[int(i)] for i in chosen])
         keep = [(int(i), y) for i, y in zip(chosen, labels) if y is not None]
         self.report["selection"]["skipped_unparsed"] = len(chosen) - len(keep)
+        if not keep:
+            raise W2SError(f"none of the {len(chosen)} selected weak labels could be parsed from the teacher's "
+                           "generations, so the student would train on nothing; raise data.teacher.max_new_tokens "
+                           "or fix the task's answer format (answer_pattern)")
         return [self._train_example(target_examples[i], y) for i, y in keep]
 
     # ---- student batches -----------------------------------------------------------------------------------
