@@ -224,15 +224,20 @@ def test_five_benchmark_config_reports_each_benchmark_and_the_mean(hub_root, tin
         assert results["student"]["accuracy"][stage] == pytest.approx(np.mean([v[stage] for v in by.values()]))
 
 
-def test_paper_config_offline_fails_fast_with_one_line(tmp_path, monkeypatch):
+@pytest.mark.parametrize("config,names", [
+    ("ntf_mmlu.yaml", ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B", "cais/mmlu")),
+    ("ntf_math_to_omni.yaml", ("Qwen/Qwen3-1.7B", "Qwen/Qwen3-4B", "DigitalLearningGmbH/MATH-lighteval",
+                               "KbsdJames/Omni-MATH")),
+])
+def test_paper_config_offline_fails_fast_with_one_line(tmp_path, monkeypatch, config, names):
     """No hub (HF_HUB_OFFLINE, an empty HF_HOME): one line naming every missing model and dataset, no files."""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     start = time.time()
-    proc = run_main("fit", "--config", str(ROOT / "configs" / "ntf_mmlu.yaml"), cwd=tmp_path / "run")
+    proc = run_main("fit", "--config", str(ROOT / "configs" / config), cwd=tmp_path / "run")
     assert proc.returncode == 2 and time.time() - start < 30
     error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "Traceback" not in proc.stderr
-    for name in ("Qwen/Qwen3-0.6B", "Qwen/Qwen3-1.7B", "cais/mmlu", "HF_HUB_OFFLINE", "data_dir", "HF_HOME"):
+    for name in (*names, "HF_HUB_OFFLINE", "data_dir", "HF_HOME"):
         assert name in error[0]
     assert list((tmp_path / "run").iterdir()) == []
 
@@ -246,7 +251,9 @@ def test_paper_configs_resolve(config, capsys, monkeypatch):
         main(["fit", "--config", str(ROOT / "configs" / config), "--print_config"])
     assert exit_.value.code in (0, None)
     printed = capsys.readouterr().out
-    assert "w2s.tasks.MultipleChoice" in printed and "model: " in printed
+    math = config.startswith("ntf_math")  # quantitative reasoning trains its student with GRPO
+    assert ("w2s.tasks.MathReasoning" if math else "w2s.tasks.MultipleChoice") in printed
+    assert ("students.GRPOStudent" if math else "students.LoRASFTStudent") in printed
 
 
 def test_your_own_jsonl_through_data_overrides_alone(tiny_world, tmp_path):
