@@ -16,7 +16,7 @@ from w2s.errors import W2SError
 from w2s.models import load_tokenizer
 from w2s.selection import Selection
 from w2s.tasks.base import Task
-from w2s.teacher import Teacher, TeacherOutputs
+from w2s.teacher import Teacher, TeacherOutputs, pad_batch
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +195,3 @@ class EpochShuffle(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return self.n
 
-
-def pad_batch(rows: list[list[int]], value: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of token ids padded with ``value`` to one width (on the left for generation), and their mask."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), value, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        span = slice(width - len(r), width) if left else slice(0, len(r))
-        ids[i, span], mask[i, span] = torch.as_tensor(r, dtype=torch.long), 1
-    return ids, mask

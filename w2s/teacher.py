@@ -253,12 +253,7 @@ class Teacher:
         return self.assemble(task, plan, rows)
 
     def _generate(self, model, tokenizer, token_ids: list[list[int]], option_ids: np.ndarray | None) -> dict[str, list]:
-        width = max(len(ids) for ids in token_ids)  # left padding, as generation needs
-        input_ids = torch.full((len(token_ids), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(token_ids), width), dtype=torch.long)
-        for row, ids in enumerate(token_ids):
-            input_ids[row, width - len(ids):] = torch.as_tensor(ids)
-            attention_mask[row, width - len(ids):] = 1
+        input_ids, attention_mask = pad_batch(token_ids, tokenizer.pad_token_id, left=True)  # as generation needs
         enc = {"input_ids": input_ids.to(model.device), "attention_mask": attention_mask.to(model.device)}
         out = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
                              return_dict_in_generate=True, output_hidden_states=True, output_logits=True,
@@ -405,3 +400,14 @@ def load_outputs(path: Path, key: str | None = None) -> TeacherOutputs:
     except (OSError, ValueError, KeyError, W2SError) as e:
         raise W2SError(f"teacher cache {path} is corrupt ({e}); delete that directory and rerun") from None
     return TeacherOutputs(meta["ids"], meta["generations"], meta["weak_labels"], **arrays, features=features)
+
+
+def pad_batch(rows: list[list[int]], value: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of token ids padded with ``value`` to one width (on the left for generation), and their mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), value, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        span = slice(width - len(r), width) if left else slice(0, len(r))
+        ids[i, span], mask[i, span] = torch.as_tensor(r, dtype=torch.long), 1
+    return ids, mask
