@@ -142,12 +142,15 @@ class GRPOStudent(LoRAStudent):
         self._calls = 0
 
     # ---- rollouts -------------------------------------------------------------------------------------------
-    def _reward(self, completion: str, label: str) -> float:
+    def _reward(self, completion: str, label: str) -> tuple[float, float]:
+        """The completion's reward, and whether its answer agrees with the label (``grpo/accuracy``)."""
         if self.reward_fn is not None:
-            return float(self.reward_fn(completion, label))
+            reward = float(self.reward_fn(completion, label))
+            return reward, reward
         task = self.trainer.datamodule.task
         formatted = self.hparams.format_reward if task.parse(completion) is not None else 0.0
-        return task.reward(completion, label) + formatted
+        agree = task.reward(completion, label)
+        return agree + formatted, agree
 
     @torch.no_grad()
     def rollout(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, labels: list[str]) -> dict:
@@ -167,15 +170,16 @@ class GRPOStudent(LoRAStudent):
         attention = torch.cat([prompt_mask.repeat_interleave(g, 0), mask], 1)
         texts = self.tokenizer.batch_decode(completions * mask + self.tokenizer.pad_token_id * (1 - mask),
                                             skip_special_tokens=True)
-        rewards = torch.tensor([self._reward(t, labels[i // g]) for i, t in enumerate(texts)], device=self.device)
+        scored = torch.tensor([self._reward(t, labels[i // g]) for i, t in enumerate(texts)], device=self.device)
+        rewards = scored[:, 0]
         old, _ = completion_logprobs(self.model, sequences, attention, prompt_len, hp.temperature)
         ref = None
         if hp.beta:
             with self.model.disable_adapter():
                 ref, _ = completion_logprobs(self.model, sequences, attention, prompt_len, hp.temperature)
         return {"sequences": sequences, "attention": attention, "mask": mask, "prompt_len": prompt_len,
-                "rewards": rewards, "advantages": group_advantages(rewards, g, hp.scale_rewards), "old": old,
-                "ref": ref}
+                "rewards": rewards, "agree": scored[:, 1], "old": old, "ref": ref,
+                "advantages": group_advantages(rewards, g, hp.scale_rewards)}
 
     # ---- updates --------------------------------------------------------------------------------------------
     def training_step(self, batch: dict, _) -> None:
@@ -197,7 +201,8 @@ class GRPOStudent(LoRAStudent):
         n, mask = len(batch["weak_labels"]), data["mask"].float()
         self.log_dict({
             "grpo/loss": loss.detach(), "grpo/reward_mean": data["rewards"].mean(),
-            "grpo/reward_std": data["rewards"].std(), "grpo/kl": stats["kl"],
+            "grpo/reward_std": data["rewards"].std(), "grpo/accuracy": data["agree"].mean(),
+            "grpo/kl": stats["kl"],
             "grpo/clip_fraction": stats["clip_fraction"], "grpo/completion_length": mask.sum(1).mean(),
             "grpo/entropy": (entropy.detach() * mask).sum() / mask.sum().clamp(min=1),
         }, batch_size=n, prog_bar=False)

@@ -184,7 +184,8 @@ def summary(results: dict, log_dir: Path) -> str:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``main.py``: ``compare ...`` runs the comparison table, anything else is LightningCLI.
+    """Entry point of ``main.py``: ``compare ...`` runs the comparison table, ``chain ...`` the weak-to-strong
+    chain, anything else is LightningCLI.
     A W2SError (also one wrapped by jsonargparse) becomes one ``error:`` line and exit status 2."""
     argv = list(sys.argv[1:] if args is None else args)
     try:
@@ -192,6 +193,10 @@ def main(args: list[str] | None = None) -> None:
             from w2s.compare import main as compare
 
             compare(argv[1:])
+        elif argv[:1] == ["chain"]:
+            from w2s.chain import main as chain
+
+            chain(argv[1:])
         else:
             W2SCLI(LoRAStudent, W2SDataModule, subclass_mode_model=True, save_config_kwargs={"overwrite": True},
                    args=args)

@@ -103,21 +103,28 @@ def check_output_dir(args: argparse.Namespace, extra: list[str]) -> None:
 
 
 def run_one(args: argparse.Namespace, extra: list[str], row: str, seed: int, threads: int) -> None:
-    """One fit run in its own process (its output in ``<row>/seed<k>.log``); a failure raises its last line."""
-    run_dir = args.output_dir / row / f"seed{seed}"
-    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run restarts clean
+    """One fit run of the table (``<row>/seed<k>/``, its output in ``<row>/seed<k>.log``)."""
+    run_fit(run_args(args, extra, row, seed), args.output_dir / row / f"seed{seed}", threads,
+            f"compare run {row}, seed {seed}")
+
+
+def run_fit(fit_args: list[str], run_dir: Path, threads: int, what: str) -> dict:
+    """One ``fit`` in its own process, logging into ``run_dir`` (its output in ``run_dir``.log); returns its
+    results.json. An interrupted run restarts clean; a failure raises its ``error:`` line (or its last line)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
     log = run_dir.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     root = str(Path(__file__).resolve().parents[1])  # the checkout, also when it is not pip-installed
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "w2s.cli", *run_args(args, extra, row, seed)],
-                              stdout=f, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.run([sys.executable, "-m", "w2s.cli", *fit_args], stdout=f, stderr=subprocess.STDOUT,
+                              env=env)
     if proc.returncode != 0 or not (run_dir / "results.json").is_file():
         lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
         last = next((ln for ln in reversed(lines) if ln.startswith("error:")), lines[-1] if lines else "")
-        raise W2SError(f"compare run {row}, seed {seed} failed ({last.removeprefix('error: ')}); log: {log}")
+        raise W2SError(f"{what} failed ({last.removeprefix('error: ')}); log: {log}")
+    return json.loads((run_dir / "results.json").read_text())
 
 
 def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, dict]]:

@@ -10,7 +10,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
 
 from w2s.errors import W2SError
 
-TOY = re.compile(r"^toy:(?:([a-z]+)-)?(\d+)/(teacher|student|reward)$")
+TOY = re.compile(r"^toy:(?:([a-z]+)-)?(\d+)/(teacher|student(?:_[a-z]+)?|reward)$")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 

@@ -2,9 +2,10 @@
 
 ``ensure_world(seed, world)`` returns a directory with ``data/`` (a ``DatasetDict`` saved with
 ``save_to_disk``), ``teacher/``, ``student/`` and ``reward/`` (models and tokenizers saved with
-``save_pretrained``). Each part is written atomically, so an interrupted build resumes with the parts that are
-missing. Configs name the models ``toy:<seed>/<role>`` (the default "confident" world) or
-``toy:<world>-<seed>/<role>`` (e.g. ``toy:plain-0/teacher``, or ``toy:math-0/student`` in the toy math world); ``w2s.models`` resolves those names to these paths.
+``save_pretrained``; the "chain" world adds students of other sizes). Each part is written atomically, so an
+interrupted build resumes with the parts that are missing. Configs name the models ``toy:<seed>/<role>`` (the
+default "confident" world) or ``toy:<world>-<seed>/<role>`` (e.g. ``toy:plain-0/teacher``, or
+``toy:math-0/student`` in the toy math world); ``w2s.models`` resolves those names to these paths.
 """
 
 from __future__ import annotations
@@ -46,12 +47,13 @@ def ensure_world(seed: int = 0, spec: WorldSpec | None = None, world: str = "con
             splits = make_splits(kb, spec)
             datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()}).save_to_disk(tmp)
     tokenizer = build_tokenizer(vocabulary(kb))
-    for role, offset in (("teacher", 10), ("student", 20), ("reward", 30)):
+    roles = [("teacher", 10, spec.teacher), ("student", 20, spec.student), ("reward", 30, spec.reward)]
+    roles += [(name, 40 + 10 * i, cfg) for i, (name, cfg) in enumerate(sorted(spec.extra_students.items()))]
+    for role, offset, cfg in roles:
         if is_complete(root / role):
             continue
         log.info("building toy %s for world seed %d (cached under %s)", role, spec.seed, root)
-        cfg = getattr(spec, role)
-        sampler = _sampler(role, kb, spec, seed=spec.seed + offset)
+        sampler = _sampler(role.split("_")[0], kb, spec, seed=spec.seed + offset)
         with torch.random.fork_rng():  # building must not change the run's random stream (cold == warm)
             model = build_model(tokenizer, cfg["hidden"], cfg["layers"], seed=spec.seed + offset,
                                 reward=role == "reward")

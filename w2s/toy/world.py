@@ -55,6 +55,8 @@ class WorldSpec:
             in both the source and the target format).
         student: size and training of the strong student (its question-answer practice covers every family,
             but only with the source template and the natural value order).
+        extra_students: more students of other sizes, role name → size and training as ``student`` (same
+            corpus), e.g. for a weak-to-strong chain (``toy:chain-0/student_s``).
     """
 
     seed: int = 0
@@ -70,9 +72,13 @@ class WorldSpec:
     teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=2000, lr=3e-3, qa_fraction=0.5))
     reward: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=600, lr=3e-3, coverage=0.5))
     student: dict = field(default_factory=lambda: dict(hidden=192, layers=3, steps=1000, qa_fraction=0.25))
+    extra_students: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        tree = asdict(self)
+        if not tree["extra_students"]:  # (keeps the cache names of worlds built before the option)
+            del tree["extra_students"]
+        return tree
 
     @classmethod
     def named(cls, world: str, seed: int = 0) -> "WorldSpec":
@@ -104,6 +110,9 @@ class WorldSpec:
 # weak labels as well as hidden states do (docs/toy-world-log.md has the numbers).
 WORLDS: dict[str, dict] = {
     "confident": {},
+    # three student sizes for the weak-to-strong chain (configs/toy_chain.yaml): student_s → student → student_l
+    "chain": {"extra_students": {"student_s": dict(hidden=128, layers=2, steps=1000, qa_fraction=0.25),
+                                 "student_l": dict(hidden=256, layers=4, steps=1000, qa_fraction=0.25)}},
     "plain": {"teacher_zipf": 0.8, "teacher": dict(hidden=64, layers=2, steps=1200, lr=3e-3, qa_fraction=0.5)},
 }
 

@@ -1,0 +1,91 @@
+"""The weak-to-strong chain: generation 2's teacher is generation 1's merged student; an interrupted chain
+resumes at the generation it was in."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT, run_main
+
+
+def chain_config(world: Path, tmp_path: Path) -> Path:
+    """configs/toy_chain.yaml on the tiny world: two generations of the tiny student, no ground-truth runs."""
+    config = yaml.safe_load((ROOT / "configs" / "toy_chain.yaml").read_text())
+    config["chain"] = {"students": [str(world / "student")] * 2, "ground_truth": False, "collapse_margin": 1.0}
+    config["data"]["task"] = {"class_path": "w2s.tasks.LocalMultipleChoice", "init_args": {"path": str(world / "data")}}
+    config["data"]["teacher"]["model"] = str(world / "teacher")
+    config["trust"]["init_args"]["max_epochs"] = 3
+    config["trainer"].update(max_steps=6, enable_progress_bar=False)
+    path = tmp_path / "chain.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_chain_teaches_with_the_merged_student_and_resumes_in_generation_two(tiny_world, tmp_path):
+    config, out = chain_config(tiny_world, tmp_path), tmp_path / "out"
+    args = [sys.executable, str(ROOT / "main.py"), "chain", "--config", str(config), "--output_dir", str(out)]
+    # first attempt: killed as soon as generation 2 has started
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=os.environ.copy())
+    gen1, gen2 = out / "seed0" / "gen1", out / "seed0" / "gen2"
+    deadline = time.time() + 600
+    while not (gen2 / "trust.log").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the chain ended before generation 2 started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "results.json").exists()
+    first = (gen1 / "trust" / "results.json").read_bytes()
+    stamp = (gen1 / "trust" / "results.json").stat().st_mtime_ns
+
+    rerun = run_main("chain", "--config", str(config), "--output_dir", str(out), cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "generation 1" not in rerun.stdout and "generation 2: trust run" in rerun.stdout  # resumed at gen 2
+    assert (gen1 / "trust" / "results.json").read_bytes() == first
+    assert (gen1 / "trust" / "results.json").stat().st_mtime_ns == stamp
+    report = json.loads((out / "results.json").read_text())
+    generations = report["generations"]["0"]
+    assert len(generations) == 2 and generations[1]["teacher"] == generations[0]["merged"] == str(gen1 / "merged")
+    assert (out / "chain.md").read_text().count("\n| ") == 2  # a row per generation
+
+    # generation 2's teacher: the generation-1 student with its adapter merged — not the base, the same outputs
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(gen1 / "merged").eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_world / "student").eval()
+    assert any(not torch.equal(p, base.state_dict()[n]) for n, p in merged.state_dict().items())
+    student = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_world / "student"),
+                                        gen1 / "trust" / "student_adapter").eval()
+    ids = torch.randint(3, merged.config.vocab_size, (4, 12))
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, student(ids).logits, atol=1e-4)
+    assert f"teacher: {gen1 / 'merged'}" in (gen2 / "trust" / "config.yaml").read_text().replace("'", "")
+
+
+def test_chain_config_errors_are_one_line(tmp_path):
+    bad = tmp_path / "no_chain.yaml"
+    bad.write_text((ROOT / "configs" / "toy.yaml").read_text())
+    proc = run_main("chain", "--config", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "chain: block" in proc.stderr
+
+
+@pytest.mark.parametrize("previous,current,stops", [
+    ({"purity@n": 0.9, "student accuracy": 0.8}, {"purity@n": 0.85, "student accuracy": 0.82}, False),
+    ({"purity@n": 0.9, "student accuracy": 0.8}, {"purity@n": 0.7, "student accuracy": 0.82}, True),
+    ({"purity@n": 0.9, "student accuracy": 0.8}, {"purity@n": 0.9, "student accuracy": 0.6}, True),
+])
+def test_collapse_guard(previous, current, stops):
+    from w2s.chain import collapsed
+
+    assert (collapsed(previous, current, 0.1) is not None) is stops

@@ -1,0 +1,202 @@
+"""``python main.py chain``: the weak-to-strong chain, where each generation's student becomes the next teacher.
+
+The config is a ``fit`` config with a top-level ``chain:`` block::
+
+    chain:
+      students: [toy:chain-0/student_s, toy:chain-0/student, toy:chain-0/student_l]   # one per generation
+      fractions: [0.45, 0.45, 0.45]   # optional: selection.fraction per generation (same or growing n)
+      ground_truth: true              # also train each generation on gold labels: its recovery ceiling
+      collapse_margin: 0.1            # stop when purity or student accuracy falls by more than this
+
+Generation 1's teacher is the config's ``data.teacher.model``; generation k's student, its LoRA adapter merged
+into a full checkpoint (``save_pretrained``), is generation k+1's teacher. Every generation refits the config's
+trust function on its own teacher's source outputs (hidden sizes differ between generations, so a fitted trust
+function cannot be carried over as is). Runs land in ``<output_dir>/seed<s>/gen<k>/{trust,gt,merged}``; a
+finished generation (results and merged checkpoint present) is never recomputed, so an interrupted chain
+resumes at the generation it was in. The per-generation table is written as chain.md, chain.csv and
+results.json, and TensorBoard scalars ``chain/*`` are indexed by generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from w2s.cache import atomic_dir, atomic_write_text, is_complete, stable_hash
+from w2s.compare import fmt, run_fit
+from w2s.errors import W2SError
+from w2s.metrics import recovery
+
+COLUMNS = ["teacher accuracy", "trust AUC", "purity@n", "n", "student accuracy", "ground truth", "recovery %"]
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="main.py chain", description="Run a weak-to-strong chain: each student becomes the next teacher.",
+        epilog="Any other --key value pair (e.g. --trainer.max_steps 300) is passed to every fit run.")
+    parser.add_argument("--config", required=True, type=Path, help="a fit config with a chain: block")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seed_everything of each chain")
+    parser.add_argument("--output_dir", type=Path, default=None, help="default: runs/chain/<config name>")
+    args, extra = parser.parse_known_args(argv)
+    if not args.config.is_file():
+        parser.error(f"config file {args.config} does not exist")
+    args.output_dir = args.output_dir or Path("runs") / "chain" / args.config.stem
+    return args, extra
+
+
+def read_config(path: Path) -> tuple[dict, dict]:
+    """The fit config without its ``chain:`` block, and that block (checked)."""
+    config = yaml.safe_load(path.read_text()) or {}
+    chain = config.pop("chain", None)
+    if not isinstance(chain, dict) or not chain.get("students"):
+        raise W2SError(f"{path} has no chain: block with a students: list (one student model per generation)")
+    students = list(chain["students"])
+    fractions = chain.get("fractions")
+    if fractions is not None and len(fractions) != len(students):
+        raise W2SError(f"chain.fractions has {len(fractions)} entries for {len(students)} generations")
+    unknown = set(chain) - {"students", "fractions", "ground_truth", "collapse_margin"}
+    if unknown:
+        raise W2SError(f"unknown chain option(s) {sorted(unknown)}; use students, fractions, ground_truth, "
+                       "collapse_margin")
+    return config, {"students": students, "fractions": fractions, "ground_truth": chain.get("ground_truth", True),
+                    "collapse_margin": float(chain.get("collapse_margin", 0.1))}
+
+
+def merge_student(student: str, adapter: Path, target: Path) -> Path:
+    """The student with its LoRA adapter merged into its weights, saved (atomically) as a full checkpoint with
+    its tokenizer: the next generation's teacher."""
+    from peft import PeftModel
+
+    from w2s.models import load_causal_lm, load_tokenizer
+
+    if not is_complete(target):
+        merged = PeftModel.from_pretrained(load_causal_lm(student, "float32"), adapter).merge_and_unload()
+        with atomic_dir(target, {"student": student, "adapter": str(adapter)}) as tmp:
+            merged.save_pretrained(tmp)
+            load_tokenizer(student).save_pretrained(tmp)
+    return target
+
+
+def run_generation(fit_config: Path, extra: list[str], seed: int, gen_dir: Path, teacher: str, student: str,
+                   fraction: float | None, ground_truth: bool, label: str) -> dict:
+    """One generation: the trust-filtered student (and the ground-truth ceiling), then the merged student."""
+    def fit(name: str, trust: list[str]) -> dict:
+        args = ["fit", "--config", str(fit_config), *trust, "--seed_everything", str(seed),
+                "--data.teacher.model", teacher, "--model.model", student,
+                *(["--data.selection.fraction", str(fraction)] if fraction is not None else []),
+                "--trainer.logger.class_path", "lightning.pytorch.loggers.TensorBoardLogger",
+                "--trainer.logger.init_args.save_dir", str(gen_dir), "--trainer.logger.init_args.name", "",
+                "--trainer.logger.init_args.version", name, "--trainer.logger.init_args.default_hp_metric", "false",
+                *extra]
+        done = gen_dir / name / "results.json"
+        if done.is_file():
+            return json.loads(done.read_text())
+        print(f"[chain] {label}: {name} run (teacher {teacher}, student {student})", flush=True)
+        return run_fit(args, gen_dir / name, os.cpu_count() or 1, f"chain {label}, {name} run")
+
+    results = {"teacher": teacher, "student": student, "trust": fit("trust", [])}
+    if ground_truth:
+        results["gt"] = fit("gt", ["--trust", "GroundTruth"])
+    results["merged"] = str(merge_student(student, gen_dir / "trust" / "student_adapter", gen_dir / "merged"))
+    return results
+
+
+def row(gen: dict) -> dict:
+    """One generation's table values."""
+    trust, gt = gen["trust"], gen.get("gt")
+    base, final = trust["student"]["accuracy"]["base"], trust["student"]["accuracy"]["final"]
+    ceiling = gt["student"]["accuracy"]["final"] if gt else float("nan")
+    return {"teacher accuracy": trust["teacher"]["accuracy"]["target"], "trust AUC": trust["trust"]["auc"],
+            "purity@n": trust["trust"]["purity"], "n": trust["selection"]["n"], "student accuracy": final,
+            "ground truth": ceiling, "recovery %": recovery(final, base, ceiling) if gt else float("nan")}
+
+
+def collapsed(previous: dict, current: dict, margin: float) -> str | None:
+    """Why the chain stops after ``current``, or ``None``: purity or student accuracy fell by more than ``margin``."""
+    for column in ("purity@n", "student accuracy"):
+        if previous[column] - current[column] > margin:
+            return (f"{column} fell from {previous[column]:.3f} to {current[column]:.3f} (more than the "
+                    f"collapse margin {margin})")
+    return None
+
+
+def render(table: dict[int, list[dict]]) -> tuple[str, str]:
+    """Markdown and CSV of the per-generation table, per seed and as mean ± std over seeds."""
+    lines = ["| generation | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["seed", "generation", *COLUMNS])
+    depth = max(len(rows) for rows in table.values())
+    for g in range(depth):
+        values = {c: [rows[g][c] for rows in table.values() if len(rows) > g] for c in COLUMNS}
+        lines.append(f"| {g + 1} | " + " | ".join(fmt(values[c], c) for c in COLUMNS) + " |")
+    for seed, rows in table.items():
+        for g, r in enumerate(rows):
+            writer.writerow([seed, g + 1, *(f"{r[c]:.6g}" for c in COLUMNS)])
+    lines.append(f"\nseeds {', '.join(map(str, table))}; mean ± sample std over seeds; generation k's teacher is "
+                 "generation k-1's merged student; recovery against each generation's ground-truth run.")
+    return "\n".join(lines), out.getvalue()
+
+
+def log_generations(out: Path, table: dict[int, list[dict]]) -> None:
+    """TensorBoard scalars ``chain/<column>`` per seed, with the generation as the step."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    for seed, rows in table.items():
+        with SummaryWriter(out / f"seed{seed}" / "tensorboard") as writer:
+            for g, r in enumerate(rows, 1):
+                for column, value in r.items():
+                    if not np.isnan(value):
+                        writer.add_scalar(f"chain/{column.replace(' ', '_').replace('%', 'pct')}", value, g)
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of ``main.py chain``."""
+    args, extra = parse_args(argv)
+    fit_config, chain = read_config(args.config)
+    out = args.output_dir
+    setting = {"config": fit_config, "chain": chain, "extra": extra}
+    stamp = out / "chain.json"
+    if stamp.is_file() and json.loads(stamp.read_text())["hash"] != stable_hash(setting):
+        raise W2SError(f"{out} holds a chain with a different config or overrides; give another --output_dir "
+                       "(or delete that directory) to start afresh")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, json.dumps({"hash": stable_hash(setting), "config": str(args.config)}, indent=2))
+    config_path = out / "fit.yaml"  # the fit config the generations share (the chain: block removed)
+    atomic_write_text(config_path, yaml.safe_dump(fit_config, sort_keys=False))
+    teacher0 = (fit_config.get("data") or {}).get("teacher", {}).get("model")
+    override = [a for a in extra if a.startswith("--data.teacher.model")]
+    if override:
+        raise W2SError("the chain sets each generation's teacher itself; set generation 1's in the config")
+
+    report: dict = {"config": str(args.config), "chain": chain, "seeds": args.seeds, "generations": {}}
+    table: dict[int, list[dict]] = {}
+    for seed in args.seeds:
+        teacher, rows, gens = teacher0, [], []
+        for k, student in enumerate(chain["students"], 1):
+            fraction = chain["fractions"][k - 1] if chain["fractions"] else None
+            gen = run_generation(config_path, extra, seed, out / f"seed{seed}" / f"gen{k}", teacher, student,
+                                 fraction, chain["ground_truth"], f"seed {seed}, generation {k}")
+            rows.append(row(gen))
+            gens.append(gen)
+            reason = collapsed(rows[-2], rows[-1], chain["collapse_margin"]) if k > 1 else None
+            if reason:
+                print(f"[chain] seed {seed}: stopped after generation {k}: {reason}", flush=True)
+                report.setdefault("stopped", {})[seed] = {"generation": k, "reason": reason}
+                break
+            teacher = gen["merged"]
+        table[seed], report["generations"][seed] = rows, gens
+    markdown, table_csv = render(table)
+    report["table"] = table
+    atomic_write_text(out / "chain.md", markdown + "\n")
+    atomic_write_text(out / "chain.csv", table_csv)
+    atomic_write_text(out / "results.json", json.dumps(report, indent=2, default=float))
+    log_generations(out, table)
+    print(f"\n{markdown}\n\n(chain.md, chain.csv and results.json in {out})", flush=True)
