@@ -40,7 +40,7 @@ def main() -> None:
     data = W2SDataModule(task, teacher=None, student=args.model, batch_size=args.batch_size)
     data.tokenizer = tokenizer
     rows = [data._train_example(ex, ex["answer"]) for ex in examples]  # the pipeline's own student rows
-    tokens = args.steps * args.batch_size * sum(len(r["input_ids"]) for r in rows) / len(rows)
+    tokens = args.steps * args.batch_size * sum(len(r["prompt_ids"]) + len(r["answer_ids"]) for r in rows) / len(rows)
     lora = dict(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear")
 
     def ours() -> None:
