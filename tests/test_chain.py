@@ -18,9 +18,11 @@ from conftest import ROOT, run_main
 
 
 def chain_config(world: Path, tmp_path: Path) -> Path:
-    """configs/toy_chain.yaml on the tiny world: two generations of the tiny student, no ground-truth runs."""
+    """configs/toy_chain.yaml on the tiny world: two generations of the tiny student, no ground-truth runs;
+    generation 1's trust function is reused (the tiny teacher and student have one hidden size)."""
     config = yaml.safe_load((ROOT / "configs" / "toy_chain.yaml").read_text())
-    config["chain"] = {"students": [str(world / "student")] * 2, "ground_truth": False, "collapse_margin": 1.0}
+    config["chain"] = {"students": [str(world / "student")] * 2, "ground_truth": False, "collapse_margin": 1.0,
+                       "trust": "reuse"}
     config["data"]["task"] = {"class_path": "w2s.tasks.LocalMultipleChoice", "init_args": {"path": str(world / "data")}}
     config["data"]["teacher"]["model"] = str(world / "teacher")
     config["trust"]["init_args"]["max_epochs"] = 3
@@ -71,6 +73,45 @@ def test_chain_teaches_with_the_merged_student_and_resumes_in_generation_two(tin
         assert torch.allclose(merged(ids).logits, student(ids).logits, atol=1e-4)
     run_config = yaml.safe_load((gen2 / "trust" / "config.yaml").read_text())
     assert run_config["data"]["teacher"]["init_args"]["model"] == str(gen1 / "merged")
+    # trust: reuse — generation 2's weak labels are scored by generation 1's fitted network, not a refit one
+    assert run_config["trust"]["init_args"]["checkpoint"] == str(gen1 / "trust" / "trust_function.pt")
+    assert (gen2 / "trust" / "trust_function.pt").read_bytes() != b""
+
+
+def test_trust_overrides_per_generation():
+    from w2s.chain import trust_overrides
+
+    fit = {"data": {"teacher": {"features": ["0:prompt_mean"]}}}
+    refit = {"trust": "refit", "features": [["0:prompt_mean"], ["hidden", "1:produced"]]}
+    assert trust_overrides(fit, refit, 2, Path("g1")) == [
+        "--trust.init_args.features", '["hidden", "1:produced"]',
+        "--data.teacher.features", '["0:prompt_mean", "1:produced"]']
+    assert trust_overrides(fit, {"trust": "refit", "features": None}, 2, Path("g1")) == []
+    reuse = {"trust": "reuse", "features": None}
+    assert trust_overrides(fit, reuse, 1, Path("g1")) == []
+    assert trust_overrides(fit, reuse, 3, Path("g1")) == ["--trust.init_args.checkpoint",
+                                                          str(Path("g1/trust/trust_function.pt"))]
+
+
+@pytest.mark.parametrize("chain,message", [
+    ({"students": ["a", "b"], "trust": "keep"}, "chain.trust is 'keep'"),
+    ({"students": ["a", "b"], "features": [["hidden"]]}, "one non-empty list of feature names per generation"),
+    ({"students": ["a", "b"], "trust": "reuse", "features": [["hidden"], ["hidden"]]}, "do not go together"),
+    ({"students": ["a"], "colapse_margin": 0.1}, "unknown chain option"),
+])
+def test_chain_block_is_checked(tmp_path, chain, message):
+    from w2s.chain import read_config
+    from w2s.errors import W2SError
+
+    config = yaml.safe_load((ROOT / "configs" / "toy_chain.yaml").read_text()) | {"chain": chain}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(W2SError, match=message):
+        read_config(tmp_path / "c.yaml")
+    config["trust"] = {"class_path": "trust_functions.Entropy"}
+    config["chain"] = {"students": ["a", "b"], "trust": "reuse"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(W2SError, match="reuse needs the config's trust function to be NeuralTrustFunction"):
+        read_config(tmp_path / "c.yaml")
 
 
 def test_chain_config_errors_are_one_line(tmp_path):

@@ -76,3 +76,23 @@ def test_trust_features_pick_and_concatenate_cached_states():
     ntf = NeuralTrustFunction(max_epochs=2, features=["1:prompt_mean", "hidden"])
     ntf.fit(out)
     assert ntf.score(out).shape == (50,)
+
+
+def test_a_saved_ntf_is_reused_as_is_and_refuses_other_widths(tmp_path):
+    L.seed_everything(0)
+    ntf = NeuralTrustFunction(width=32, depth=1, max_epochs=5)
+    ntf.fit(_outputs(600, 0))
+    ntf.save(tmp_path / "trust_function.pt")
+    target = _outputs(200, 1).without_labels()
+
+    reused = NeuralTrustFunction(checkpoint=str(tmp_path / "trust_function.pt"))  # default width 128: the file's wins
+    reused.fit(_outputs(300, 2))  # measures, never trains
+    assert torch.allclose(reused.score(target), ntf.score(target))
+    assert reused.width == 32 and 0.5 < reused.source_val["auc"] <= 1.0
+
+    with pytest.raises(W2SError, match="reads 16-dim features .* 24-dim: reuse needs a teacher of the same"):
+        reused.fit(_outputs(300, 2, d=24))
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    for path, message in [(tmp_path / "bad.pt", "corrupt or another format"), (tmp_path / "no.pt", "does not exist")]:
+        with pytest.raises(W2SError, match=message):
+            NeuralTrustFunction(checkpoint=str(path)).fit(_outputs(300, 2))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -13,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from trust_functions.base import FeatureView, TrustFunction, split_source
 from w2s import metrics
+from w2s.errors import W2SError
 from w2s.teacher import TeacherOutputs
 
 
@@ -100,6 +103,9 @@ class NeuralTrustFunction(TrustFunction):
         standardize: standardise inputs with the source set's per-dimension mean and std.
         features: which cached teacher states to read, concatenated (``"hidden"`` = the default g(x, ŷ);
             ``"<layer>:<pooling>"`` = a feature listed in ``data.teacher.features``); default ``["hidden"]``.
+        checkpoint: a ``trust_function.pt`` that an earlier ``fit`` wrote beside its results: the network fitted
+            there is reused as is (no training; its architecture and features come from the file, and ``fit``
+            only measures it on this source set), e.g. generation 1's trust function in a weak-to-strong chain.
     """
 
     def __init__(
@@ -116,8 +122,9 @@ class NeuralTrustFunction(TrustFunction):
         val_fraction: float = 0.2,
         standardize: bool = False,
         features: list[str] | None = None,
+        checkpoint: str | None = None,
     ) -> None:
-        self.standardize, self.features = standardize, features
+        self.standardize, self.features, self.checkpoint = standardize, features, checkpoint
         self.width, self.depth, self.expansion = width, depth, expansion
         self.dropout, self.drop_path, self.lr, self.weight_decay = dropout, drop_path, lr, weight_decay
         self.max_epochs, self.batch_size, self.val_fraction = max_epochs, batch_size, val_fraction
@@ -125,6 +132,8 @@ class NeuralTrustFunction(TrustFunction):
         self.source_val: dict[str, float] = {}
 
     def fit(self, source: TeacherOutputs) -> None:
+        if self.checkpoint is not None:
+            return self._reuse(source)
         x, y, train, val, pos_weight = split_source(source, self.features, self.val_fraction)
         network = NTFNetwork(x.dim, self.width, self.depth, self.expansion, self.dropout, self.drop_path)
         if self.standardize:
@@ -140,6 +149,42 @@ class NeuralTrustFunction(TrustFunction):
         network.load_state_dict(module.best_state)
         self.network = network.eval()
         self.source_val = metrics.trust_metrics(self._predict(x, val), y[val])
+
+    def save(self, path: Path) -> None:
+        """Write the fitted network, its architecture and features to ``path`` (atomically), for ``checkpoint``."""
+        if self.network is None:
+            raise RuntimeError("NeuralTrustFunction.save called before fit")
+        arch = {k: getattr(self, k) for k in ("width", "depth", "expansion")}
+        blob = {"format": "w2s-ntf/1", "d_in": int(self.network.proj.in_features), "architecture": arch,
+                "features": self.features, "state_dict": self.network.state_dict()}
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+
+    def _reuse(self, source: TeacherOutputs) -> None:
+        """Load the network fitted elsewhere and measure it on this source set (nothing is trained)."""
+        path = Path(self.checkpoint)
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            assert blob.get("format") == "w2s-ntf/1"
+        except FileNotFoundError:
+            raise W2SError(f"trust.init_args.checkpoint {path} does not exist (a fit run writes "
+                           "trust_function.pt beside its results.json)") from None
+        except Exception:
+            raise W2SError(f"trust.init_args.checkpoint {path} is not a trust_function.pt written by "
+                           "NeuralTrustFunction (corrupt or another format); refit instead") from None
+        self.features = blob["features"]
+        for key, value in blob["architecture"].items():
+            setattr(self, key, value)
+        x = FeatureView(source, self.features)
+        if x.dim != blob["d_in"]:
+            raise W2SError(f"the trust function in {path} reads {blob['d_in']}-dim features {self.features}, but "
+                           f"this teacher's are {x.dim}-dim: reuse needs a teacher of the same hidden size; refit "
+                           "the trust function on this teacher's source outputs instead")
+        network = NTFNetwork(blob["d_in"], self.width, self.depth, self.expansion, 0.0, 0.0)
+        network.load_state_dict(blob["state_dict"])
+        self.network = network.eval()
+        self.source_val = metrics.trust_metrics(self._predict(x), torch.from_numpy(np.asarray(source.correct, np.float32)))
 
     @torch.no_grad()
     def _predict(self, x: FeatureView, index=None) -> torch.Tensor:

@@ -7,11 +7,15 @@ The config is a ``fit`` config with a top-level ``chain:`` block::
       fractions: [0.45, 0.45, 0.45]   # optional: selection.fraction per generation (same or growing n)
       ground_truth: true              # also train each generation on gold labels: its recovery ceiling
       collapse_margin: 0.1            # stop when purity or student accuracy falls by more than this
+      trust: refit                    # or reuse: generation 1's fitted trust function scores every generation
+      features: [[0:prompt_mean], [hidden], [hidden]]   # optional: the trust function's features per generation
 
 Generation 1's teacher is the config's ``data.teacher.model``; generation k's student, its LoRA adapter merged
-into a full checkpoint (``save_pretrained``), is generation k+1's teacher. Every generation refits the config's
-trust function on its own teacher's source outputs (hidden sizes differ between generations, so a fitted trust
-function cannot be carried over as is). Runs land in ``<output_dir>/seed<s>/gen<k>/{trust,gt,merged}``; a
+into a full checkpoint (``save_pretrained``), is generation k+1's teacher. With ``trust: refit`` every generation
+refits the config's trust function on its own teacher's source outputs (with that generation's ``features``, if
+given: what separates a small teacher's errors need not separate a trained student's); with ``trust: reuse``
+generation 1's fitted NeuralTrustFunction (``trust_function.pt``) scores every later generation as is, the
+paper's setting, which needs teachers of one hidden size. Runs land in ``<output_dir>/seed<s>/gen<k>/{trust,gt,merged}``; a
 finished generation (results and merged checkpoint present) is never recomputed, so an interrupted chain
 resumes at the generation it was in. The per-generation table is written as chain.md, chain.csv and
 results.json, and TensorBoard scalars ``chain/*`` are indexed by generation.
@@ -61,12 +65,41 @@ def read_config(path: Path) -> tuple[dict, dict]:
     fractions = chain.get("fractions")
     if fractions is not None and len(fractions) != len(students):
         raise W2SError(f"chain.fractions has {len(fractions)} entries for {len(students)} generations")
-    unknown = set(chain) - {"students", "fractions", "ground_truth", "collapse_margin"}
+    features = chain.get("features")
+    if features is not None and (len(features) != len(students)
+                                 or not all(isinstance(f, list) and f for f in features)):
+        raise W2SError(f"chain.features must hold one non-empty list of feature names per generation "
+                       f"({len(students)}), e.g. [[0:prompt_mean], [hidden]]")
+    trust = chain.get("trust", "refit")
+    if trust not in ("refit", "reuse"):
+        raise W2SError(f"chain.trust is {trust!r}; use refit (fit per generation) or reuse (generation 1's)")
+    trust_class = str((config.get("trust") or {}).get("class_path", ""))
+    if trust == "reuse" and not trust_class.endswith("NeuralTrustFunction"):
+        raise W2SError(f"chain.trust: reuse needs the config's trust function to be NeuralTrustFunction (it saves "
+                       f"and reloads its fitted network), not {trust_class or 'none'}")
+    if trust == "reuse" and features is not None:
+        raise W2SError("chain.features and chain.trust: reuse do not go together: a reused trust function reads "
+                       "generation 1's features")
+    unknown = set(chain) - {"students", "fractions", "ground_truth", "collapse_margin", "trust", "features"}
     if unknown:
         raise W2SError(f"unknown chain option(s) {sorted(unknown)}; use students, fractions, ground_truth, "
-                       "collapse_margin")
+                       "collapse_margin, trust, features")
     return config, {"students": students, "fractions": fractions, "ground_truth": chain.get("ground_truth", True),
-                    "collapse_margin": float(chain.get("collapse_margin", 0.1))}
+                    "collapse_margin": float(chain.get("collapse_margin", 0.1)), "trust": trust,
+                    "features": features}
+
+
+def trust_overrides(fit_config: dict, chain: dict, k: int, first: Path) -> list[str]:
+    """The ``fit`` arguments that set generation ``k``'s trust function: its features, or generation 1's
+    fitted network (``first``: generation 1's run directory) when reused."""
+    if chain["trust"] == "reuse" and k > 1:
+        return ["--trust.init_args.checkpoint", str(first / "trust" / "trust_function.pt")]
+    if not chain["features"]:
+        return []
+    features = chain["features"][k - 1]
+    cached = (fit_config.get("data") or {}).get("teacher", {}).get("features") or []
+    extra = sorted(set(cached) | {f for f in features if f != "hidden"})
+    return ["--trust.init_args.features", json.dumps(features), "--data.teacher.features", json.dumps(extra)]
 
 
 def merge_student(student: str, adapter: Path, target: Path) -> Path:
@@ -85,7 +118,7 @@ def merge_student(student: str, adapter: Path, target: Path) -> Path:
 
 
 def run_generation(fit_config: Path, extra: list[str], seed: int, gen_dir: Path, teacher: str, student: str,
-                   fraction: float | None, ground_truth: bool, label: str) -> dict:
+                   fraction: float | None, ground_truth: bool, label: str, trust_args: list[str]) -> dict:
     """One generation: the trust-filtered student (and the ground-truth ceiling), then the merged student."""
     def fit(name: str, trust: list[str]) -> dict:
         args = ["fit", "--config", str(fit_config), *trust, "--seed_everything", str(seed),
@@ -101,7 +134,7 @@ def run_generation(fit_config: Path, extra: list[str], seed: int, gen_dir: Path,
         print(f"[chain] {label}: {name} run (teacher {teacher}, student {student})", flush=True)
         return run_fit(args, gen_dir / name, os.cpu_count() or 1, f"chain {label}, {name} run")
 
-    results = {"teacher": teacher, "student": student, "trust": fit("trust", [])}
+    results = {"teacher": teacher, "student": student, "trust": fit("trust", trust_args)}
     if ground_truth:
         results["gt"] = fit("gt", ["--trust", "GroundTruth"])
     results["merged"] = str(merge_student(student, gen_dir / "trust" / "student_adapter", gen_dir / "merged"))
@@ -182,8 +215,9 @@ def main(argv: list[str]) -> None:
         teacher, rows, gens = teacher0, [], []
         for k, student in enumerate(chain["students"], 1):
             fraction = chain["fractions"][k - 1] if chain["fractions"] else None
+            trust_args = trust_overrides(fit_config, chain, k, out / f"seed{seed}" / "gen1")
             gen = run_generation(config_path, extra, seed, out / f"seed{seed}" / f"gen{k}", teacher, student,
-                                 fraction, chain["ground_truth"], f"seed {seed}, generation {k}")
+                                 fraction, chain["ground_truth"], f"seed {seed}, generation {k}", trust_args)
             rows.append(row(gen))
             gens.append(gen)
             reason = collapsed(rows[-2], rows[-1], chain["collapse_margin"]) if k > 1 else None

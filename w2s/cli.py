@@ -80,6 +80,8 @@ class W2SCLI(LightningCLI):
         if not self.trainer.is_global_zero:  # evaluation above is collective; files and logs are rank 0's
             return
         self.model.save_adapter(log_dir / "student_adapter")
+        if callable(getattr(self.datamodule.trust, "save", None)):  # a fitted trust function others can reuse
+            self.datamodule.trust.save(log_dir / "trust_function.pt")
         atomic_write_text(log_dir / "results.json", json.dumps(results, indent=2, default=float))
         if self.trainer.logger is not None:
             scalars = {k: v for k, v in flatten(results).items() if isinstance(v, (int, float)) and k != "seed"}

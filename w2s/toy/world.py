@@ -57,6 +57,9 @@ class WorldSpec:
             but only with the source template and the natural value order).
         extra_students: more students of other sizes, role name → size and training as ``student`` (same
             corpus), e.g. for a weak-to-strong chain (``toy:chain-0/student_s``).
+        shared_template: source questions use the target template too (source and target then differ only in
+            their families). A chain needs it: a student trained on target labels must answer source questions
+            in the same convention, or its source outputs say nothing about its target errors.
     """
 
     seed: int = 0
@@ -73,11 +76,13 @@ class WorldSpec:
     reward: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=600, lr=3e-3, coverage=0.5))
     student: dict = field(default_factory=lambda: dict(hidden=192, layers=3, steps=1000, qa_fraction=0.25))
     extra_students: dict = field(default_factory=dict)
+    shared_template: bool = False
 
     def to_dict(self) -> dict:
         tree = asdict(self)
-        if not tree["extra_students"]:  # (keeps the cache names of worlds built before the option)
-            del tree["extra_students"]
+        for key in ("extra_students", "shared_template"):  # (keeps the cache names of worlds built before them)
+            if not tree[key]:
+                del tree[key]
         return tree
 
     @classmethod
@@ -89,7 +94,7 @@ class WorldSpec:
 
     @property
     def source_format(self) -> Format:
-        return SOURCE_TEMPLATE, tuple(self.answer_order)
+        return TARGET_TEMPLATE if self.shared_template else SOURCE_TEMPLATE, tuple(self.answer_order)
 
     @property
     def target_format(self) -> Format:
@@ -110,9 +115,11 @@ class WorldSpec:
 # weak labels as well as hidden states do (docs/toy-world-log.md has the numbers).
 WORLDS: dict[str, dict] = {
     "confident": {},
-    # three student sizes for the weak-to-strong chain (configs/toy_chain.yaml): student_s → student → student_l
+    # three student sizes for the weak-to-strong chain (configs/toy_chain.yaml): student_s → student → student_l;
+    # source questions in the target's template, so that a trained student's source outputs stay meaningful
     "chain": {"extra_students": {"student_s": dict(hidden=128, layers=2, steps=1000, qa_fraction=0.25),
-                                 "student_l": dict(hidden=256, layers=4, steps=1000, qa_fraction=0.25)}},
+                                 "student_l": dict(hidden=256, layers=4, steps=1000, qa_fraction=0.25)},
+              "shared_template": True},
     "plain": {"teacher_zipf": 0.8, "teacher": dict(hidden=64, layers=2, steps=1200, lr=3e-3, qa_fraction=0.5)},
 }
 
