@@ -159,8 +159,9 @@ def save_tiny_lm(directory: Path, arch: str, texts: list[str], seed: int = 0,
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
         batch = tokenizer([f"{prompt} {letter}" for prompt, letter in answers], return_tensors="pt", padding=True,
                           padding_side="left")
-        for _ in range(200):
-            logits = model(**batch).logits[:, -2]  # the position that predicts the answer letter
+        position_ids = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)  # as generation numbers left-padded rows
+        for _ in range(400):
+            logits = model(**batch, position_ids=position_ids).logits[:, -2]  # the position that predicts the letter
             loss = torch.nn.functional.cross_entropy(logits, batch.input_ids[:, -1])
             loss.backward()
             opt.step()
