@@ -132,3 +132,14 @@ def tiny_math_world(cache_root) -> Path:
                           teacher=dict(hidden=32, layers=1, steps=150, lr=1e-2),
                           student=dict(hidden=32, layers=1, steps=40, lr=1e-2))
     return ensure_world(spec=spec)
+
+
+@pytest.fixture(scope="session")
+def tiny_chess_world(cache_root) -> Path:
+    """A tiny toy chess world (80 positions labelled at depth 4, models trained for a few steps): plumbing."""
+    from w2s.toy.chess_world import ChessSpec, ensure_world
+
+    spec = ChessSpec(n_source=40, n_target=40, engine_depth=4, teacher_coverage=0.5,
+                     teacher=dict(hidden=32, layers=1, steps=150, lr=1e-2, max_length=48),
+                     student=dict(hidden=32, layers=1, steps=30, lr=1e-2, max_length=32))
+    return ensure_world(spec=spec)

@@ -20,6 +20,18 @@ ANSWER_PATTERNS = (  # tried in order; the first match decides
 )
 
 
+def parse_letter(generation: str, valid) -> str | None:
+    """The answer letter of a multiple-choice generation (the first of ``ANSWER_PATTERNS`` that matches), or
+    ``None`` when there is none or it is not in ``valid``."""
+    text = generation.strip()
+    for pattern in ANSWER_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            letter = match.group(1).upper()
+            return letter if letter in valid else None
+    return None
+
+
 def format_mcqa_prompt(question: str, choices: list[str]) -> str:
     """Zero-shot lettered prompt: question, one ``A. option`` line per choice, then ``Answer:``."""
     options = "".join(f"\n{LETTERS[i]}. {c}" for i, c in enumerate(choices))
@@ -122,14 +134,7 @@ class MultipleChoiceTask(Task):
     def parse(self, generation: str, example: dict | None = None) -> str | None:
         """The answer letter in ``" B"``, ``"B)"``, ``"(B)"``, ``"B. Paris"``, ``"The answer is B"``, ``"b"``...;
         ``None`` when there is none or it is not one of the example's options."""
-        text = generation.strip()
-        valid = self.options(example) if example is not None else LETTERS
-        for pattern in ANSWER_PATTERNS:
-            match = pattern.search(text)
-            if match:
-                letter = match.group(1).upper()
-                return letter if letter in valid else None
-        return None
+        return parse_letter(generation, self.options(example) if example is not None else LETTERS)
 
     def check_fields(self, splits: datasets.DatasetDict) -> None:
         for name, split in splits.items():

@@ -7,16 +7,26 @@ import re
 from pathlib import Path
 
 import datasets
+import numpy as np
 
+from w2s.cache import stable_hash
 from w2s.errors import W2SError
-from w2s.tasks.base import SPLITS, Task
+from w2s.tasks.base import LETTERS, SPLITS, Task, format_mcqa_prompt, parse_letter
 from w2s.tasks.stockfish import EngineSettings, board, label_positions
 
 UCI = re.compile(r"(?<![A-Za-z0-9])([a-h][1-8][a-h][1-8][qrbn]?)(?![A-Za-z0-9])")
 SAN_TOKEN = re.compile(r"[^\s,;()]+")
+LONE_LETTER = re.compile(r"^\s*\(?([A-J])\)?[.:]?\s*$")
 FEATURES = datasets.Features({"id": datasets.Value("string"), "fen": datasets.Value("string"),
                               "answer": datasets.Value("string"), "accepted": datasets.Value("string"),
-                              "benchmark": datasets.Value("string")})
+                              "benchmark": datasets.Value("string"), "options": [datasets.Value("string")]})
+
+
+def move_options(fen: str, best: str, rng: np.random.Generator, k: int = 4) -> list[str]:
+    """``k`` candidate moves for a multiple-choice question: the best and ``k - 1`` other legal moves, shuffled."""
+    others = sorted(m.uci() for m in board(fen).legal_moves if m.uci() != best)
+    chosen = [best, *(others[i] for i in rng.choice(len(others), size=min(k - 1, len(others)), replace=False))]
+    return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
 def read_positions(path: str, fen_field: str = "fen", min_ply: int = 0) -> list[str]:
@@ -59,7 +69,10 @@ class Chess(Task):
 
     The prompt gives the FEN, the side to move and (``legal_moves``) the legal moves in UCI; the weak label is the
     first UCI move of a generation, or the first SAN move legal in the position (``Nf3``, ``exd5``, ``O-O``),
-    written back as UCI. Illegal and unparseable answers are counted as unparsed, so wrong.
+    written back as UCI. Illegal and unparseable answers are counted as unparsed, so wrong. The splits named in
+    ``mcqa_splits`` ask the same question through another interface: multiple choice among four candidate moves
+    (the best and three other legal ones), answered with a letter (the OOD_domain experiment fits a trust
+    function on one interface and applies it to the other).
 
     Args:
         source, target, test: positions files of D_l, D_u and the evaluation split (or ``path`` for all three).
@@ -72,6 +85,8 @@ class Chess(Task):
             move scored: slower labelling); ``None``: only the best move is right.
         engine_depth, engine_time, engine_path: Stockfish's search per position and binary.
         max_examples: keep the first N positions of each split.
+        mcqa_splits: splits asked as multiple choice (e.g. ``[source]``: a trust function fitted on
+            multiple-choice outputs, applied to move generation).
     """
 
     def __init__(
@@ -88,6 +103,7 @@ class Chess(Task):
         engine_time: float | None = None,
         engine_path: str | None = None,
         max_examples: int | None = None,
+        mcqa_splits: list[str] | None = None,
     ) -> None:
         if path is None and None in (source, target, test):
             raise W2SError("the Chess task needs source, target and test positions files (or a saved dataset "
@@ -96,10 +112,13 @@ class Chess(Task):
         self.fen_field, self.min_ply, self.legal_moves, self.max_cp_loss = fen_field, min_ply, legal_moves, max_cp_loss
         self.engine = EngineSettings(engine_depth, engine_time, all_moves=max_cp_loss is not None)
         self.engine_path, self.max_examples, self.chat_template = engine_path, max_examples, False
+        self.mcqa_splits = list(mcqa_splits or [])
+        if set(self.mcqa_splits) - set(SPLITS):
+            raise W2SError(f"task mcqa_splits {self.mcqa_splits} may name only {', '.join(SPLITS)}")
 
     def fingerprint(self) -> dict:
         keep = ("source", "target", "test", "path", "fen_field", "min_ply", "legal_moves", "max_cp_loss",
-                "max_examples")
+                "max_examples", "mcqa_splits")
         return {"class": "Chess", **{k: getattr(self, k) for k in keep}, "engine": vars(self.engine)}
 
     def hub_datasets(self) -> list[str]:
@@ -112,18 +131,27 @@ class Chess(Task):
                 splits = datasets.load_from_disk(self.path)
             except FileNotFoundError:
                 raise W2SError(f"chess dataset {self.path} does not exist; set task.init_args.path") from None
-            return datasets.DatasetDict({name: splits[name].select_columns(list(FEATURES)) for name in splits})
-        return datasets.DatasetDict({name: self.label(getattr(self, name), name) for name in SPLITS})
+            splits = datasets.DatasetDict({name: splits[name].select_columns(list(FEATURES)) for name in splits})
+        else:
+            splits = datasets.DatasetDict({name: self.label(getattr(self, name), name) for name in SPLITS})
+        return datasets.DatasetDict({name: split.add_column("interface", [self.interface(name)] * len(split))
+                                     for name, split in splits.items()})
+
+    def interface(self, split: str) -> str:
+        return "mcqa" if split in self.mcqa_splits else "move"
 
     def label(self, file: str, split: str) -> datasets.Dataset:
         """The positions of ``file`` with Stockfish's labels."""
         fens = read_positions(file, self.fen_field, self.min_ply)[: self.max_examples]
         labels = label_positions(fens, self.engine, self.engine_path, desc=f"stockfish {split}")
+        rngs = [np.random.default_rng(int(stable_hash(fen, 8), 16)) for fen in fens]  # options fixed per position
         return datasets.Dataset.from_dict(
             {"id": [f"{Path(file).stem}:{split}/{i}" for i in range(len(fens))], "fen": fens,
              "answer": [lab["best"] for lab in labels],
              "accepted": [" ".join(self.accepted(lab)) for lab in labels],
-             "benchmark": [Path(file).stem] * len(fens)}, features=FEATURES)
+             "benchmark": [Path(file).stem] * len(fens),
+             "options": [move_options(f, lab["best"], rng) for f, lab, rng in zip(fens, labels, rngs)]},
+            features=FEATURES)
 
     def accepted(self, label: dict) -> list[str]:
         """The moves counted right for a position's engine label, the best first."""
@@ -136,6 +164,9 @@ class Chess(Task):
     def prompt(self, example: dict) -> str:
         position = board(example["fen"])
         side = "White" if position.turn else "Black"
+        if example.get("interface") == "mcqa":
+            question = f"Position (FEN): {position.fen()}\n{side} to move. Which move is best?"
+            return format_mcqa_prompt(question, list(example["options"]))
         moves = f"\nLegal moves: {' '.join(sorted(m.uci() for m in position.legal_moves))}" if self.legal_moves else ""
         return f"Position (FEN): {position.fen()}\n{side} to move.{moves}\nBest move:"
 
@@ -143,11 +174,19 @@ class Chess(Task):
         return f" {label.split()[0]}"
 
     def gold(self, example: dict) -> str:
-        """The accepted moves, space-separated, the best first (a training label uses the best)."""
+        """The accepted moves, space-separated, the best first (a training label uses the best); the letter of
+        the best move for a multiple-choice question."""
+        if example.get("interface") == "mcqa":
+            return LETTERS[list(example["options"]).index(example["answer"])]
         return example.get("accepted") or example["answer"]
 
     def parse(self, generation: str, example: dict | None = None) -> str | None:
-        """The first UCI move (legal in the example's position, when given), else the first legal SAN move."""
+        """The first UCI move (legal in the example's position, when given), else the first legal SAN move; for a
+        multiple-choice question, the option letter (without the example: a move, or a lone letter)."""
+        if example is not None and example.get("interface") == "mcqa":
+            return parse_letter(generation, LETTERS[: len(example["options"])])
+        if example is None and (letter := LONE_LETTER.match(generation)):
+            return letter.group(1)
         position = board(example["fen"]) if example is not None else None
         match = UCI.search(generation)
         if match:

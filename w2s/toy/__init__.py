@@ -30,13 +30,18 @@ def world_dir(seed: int = 0, spec: WorldSpec | None = None, world: str = "confid
 
 def ensure_world(seed: int = 0, spec: WorldSpec | None = None, world: str = "confident") -> Path:
     """Build (or reuse) the named toy world (or the one ``spec`` describes) for ``seed``; return its directory.
-    ``world="math"`` is the toy math world (``w2s.toy.arithmetic``)."""
+    ``world="math"`` is the toy math world (``w2s.toy.arithmetic``), ``world="chess"`` the toy chess world
+    (``w2s.toy.chess_world``)."""
     from w2s.toy.pretrain import build_model, build_tokenizer, pretrain
 
     if world == "math" and spec is None:
         from w2s.toy import arithmetic
 
         return arithmetic.ensure_world(seed)
+    if world == "chess" and spec is None:
+        from w2s.toy import chess_world
+
+        return chess_world.ensure_world(seed)
 
     spec = spec or WorldSpec.named(world, seed)
     root = world_dir(spec.seed, spec)

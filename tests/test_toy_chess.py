@@ -1,0 +1,67 @@
+"""The toy chess world (positions from random games, Stockfish labels, tiny models) and the chess protocol from
+the command line, in both interfaces (move generation; multiple choice for the OOD_domain experiment)."""
+
+from __future__ import annotations
+
+import json
+
+import chess
+import datasets
+import numpy as np
+import pytest
+from conftest import ROOT, run_main
+from test_chess import needs_engine
+
+from w2s.tasks import Chess
+from w2s.tasks.stockfish import EngineSettings, label_positions
+
+
+@needs_engine
+def test_the_toy_chess_world_holds_labelled_positions_and_models(tiny_chess_world):
+    from transformers import AutoTokenizer
+
+    splits = datasets.load_from_disk(str(tiny_chess_world / "data"))
+    assert {k: len(v) for k, v in splits.items()} == {"source": 40, "target": 28, "test": 12}
+    assert all(6 <= p <= 20 for p in splits["source"]["ply"]) and all(30 <= p <= 60 for p in splits["target"]["ply"])
+    assert not set(splits["source"]["fen"]) & {*splits["target"]["fen"], *splits["test"]["fen"]}
+    sample = splits["target"].select(range(5))
+    assert [lab["best"] for lab in label_positions(sample["fen"], EngineSettings(depth=4))] == sample["answer"]
+    for row in sample:
+        assert chess.Move.from_uci(row["answer"]) in chess.Board(row["fen"]).legal_moves
+        assert row["answer"] in row["options"] and len(set(row["options"])) == 4
+    tokenizer = AutoTokenizer.from_pretrained(tiny_chess_world / "teacher")
+    ids = tokenizer(" " + sample[0]["answer"], add_special_tokens=False).input_ids
+    assert len(ids) == 1 and tokenizer.decode(ids) == sample[0]["answer"]  # a move is one token
+    assert (tiny_chess_world / "student" / "config.json").is_file()
+
+
+def test_multiple_choice_interface():
+    example = {"fen": "4k3/8/8/3q4/8/8/8/3QK3 w - - 0 1", "answer": "d1d5", "options": ["d1e2", "d1d5", "e1f2", "d1a4"],
+               "interface": "mcqa"}
+    task = Chess(path="unused", mcqa_splits=["source"])
+    prompt = task.prompt(example)
+    assert prompt.endswith("Which move is best?\nA. d1e2\nB. d1d5\nC. e1f2\nD. d1a4\nAnswer:")
+    assert task.gold(example) == "B" and task.parse(" B", example) == "B" and task.parse(" E", example) is None
+    assert task.parse(" B") == "B" and task.is_correct("B", task.gold(example))
+    assert task.gold({**example, "interface": "move"}) == "d1d5"
+
+
+@needs_engine
+@pytest.mark.parametrize("mcqa_splits", [[], ["source"]], ids=["in_domain", "ood_domain"])
+def test_toy_chess_config_runs_the_protocol(tiny_chess_world, tmp_path, mcqa_splits):
+    proc = run_main("fit", "--config", str(ROOT / "configs" / "toy_chess.yaml"),
+                    "--data.task", "w2s.tasks.Chess", "--data.task.path", str(tiny_chess_world / "data"),
+                    "--data.task.legal_moves", "false", "--data.task.mcqa_splits", json.dumps(mcqa_splits),
+                    "--data.teacher.model", str(tiny_chess_world / "teacher"),
+                    "--model.model", str(tiny_chess_world / "student"), "--trust.init_args.max_epochs", "3",
+                    "--trainer.max_steps", "2", "--trainer.enable_progress_bar", "false", "--data.batch_size", "4",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "runs" / "toy_chess" / "version_0" / "results.json").read_text())
+    assert results["selection"]["n"] == round(0.35 * 28)
+    assert 0.0 < results["teacher"]["accuracy"]["source"] < 1.0  # the trust function had both kinds to learn
+    unparsed = results["teacher"]["unparsed"]
+    assert 0 <= unparsed["source"] <= 40 and 0 <= unparsed["target"] <= 28
+    if mcqa_splits:  # the source split was asked as multiple choice: the teacher's letters parse
+        assert unparsed["source"] < 20
+    assert np.isnan(results["trust"]["auc"]) or 0.0 <= results["trust"]["auc"] <= 1.0  # nan: one-class target
