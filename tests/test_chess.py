@@ -62,9 +62,10 @@ def test_bad_positions_are_refused(bad, message, cache_root):
     (" Ra8#", True, "a1a8"),  # SAN, written back as UCI
     ("The best move is Ra8.", True, "a1a8"),
     (" a1a9", True, None),  # not a move
-    (" a1b3", True, None),  # illegal here
+    (" a1b3", True, "a1b3"),  # illegal here: a weak label, and a wrong one
     (" resign", True, None),
-    (" a1b3", False, "a1b3"),  # without the position only the UCI syntax is checked
+    (" a1b3", False, "a1b3"),
+    (" Nb3", True, None),  # SAN must be legal to be read
     (" Ra8", False, None),
 ])
 def test_weak_labels_are_parsed_from_uci_or_san(generation, with_example, expected):

@@ -69,7 +69,8 @@ class Chess(Task):
 
     The prompt gives the FEN, the side to move and (``legal_moves``) the legal moves in UCI; the weak label is the
     first UCI move of a generation, or the first SAN move legal in the position (``Nf3``, ``exd5``, ``O-O``),
-    written back as UCI. Illegal and unparseable answers are counted as unparsed, so wrong. The splits named in
+    written back as UCI. An illegal UCI move is a weak label like any other, and wrong (a student trained on it
+    learns a wrong answer); an answer with no move is unparsed, so wrong. The splits named in
     ``mcqa_splits`` ask the same question through another interface: multiple choice among four candidate moves
     (the best and three other legal ones), answered with a letter (the OOD_domain experiment fits a trust
     function on one interface and applies it to the other).
@@ -119,7 +120,8 @@ class Chess(Task):
     def fingerprint(self) -> dict:
         keep = ("source", "target", "test", "path", "fen_field", "min_ply", "legal_moves", "max_cp_loss",
                 "max_examples", "mcqa_splits")
-        return {"class": "Chess", **{k: getattr(self, k) for k in keep}, "engine": vars(self.engine)}
+        return {"class": "Chess", **{k: getattr(self, k) for k in keep}, "engine": vars(self.engine),
+                "parser": 2}  # 2: illegal UCI moves are weak labels
 
     def hub_datasets(self) -> list[str]:
         return []
@@ -181,7 +183,7 @@ class Chess(Task):
         return example.get("accepted") or example["answer"]
 
     def parse(self, generation: str, example: dict | None = None) -> str | None:
-        """The first UCI move (legal in the example's position, when given), else the first legal SAN move; for a
+        """The first UCI move (legal or not), else the first SAN move legal in the example's position; for a
         multiple-choice question, the option letter (without the example: a move, or a lone letter)."""
         if example is not None and example.get("interface") == "mcqa":
             return parse_letter(generation, LETTERS[: len(example["options"])])
@@ -189,13 +191,8 @@ class Chess(Task):
             return letter.group(1)
         position = board(example["fen"]) if example is not None else None
         match = UCI.search(generation)
-        if match:
-            move = match.group(1)
-            if position is None:
-                return move
-            import chess
-
-            return move if chess.Move.from_uci(move) in position.legal_moves else None
+        if match:  # an illegal move is a weak label too: a wrong one (it never matches a best move)
+            return match.group(1)
         if position is None:
             return None
         for token in SAN_TOKEN.findall(generation)[:8]:

@@ -28,4 +28,4 @@ class ToyChess(Chess):
     def fingerprint(self) -> dict:
         from w2s.toy.chess_world import world_dir
 
-        return {"class": "ToyChess", "world": world_dir(self.seed).name, "mcqa_splits": self.mcqa_splits}
+        return {**super().fingerprint(), "class": "ToyChess", "world": world_dir(self.seed).name}
