@@ -108,3 +108,12 @@ def test_chess_splits_are_labelled_from_files(tmp_path, cache_root):
     splits = task.load()
     assert splits["source"]["answer"] == ["a1a8", "d1d5"] and splits["target"]["answer"] == ["h5f7"]
     assert splits["target"]["id"] == ["b:target/0"] and task.gold(splits["source"][1]) == "d1d5"
+
+
+def test_a_saved_dataset_without_labels_is_refused(tmp_path):
+    import datasets
+
+    splits = {name: datasets.Dataset.from_dict({"id": ["0"], "fen": [MATE_IN_ONE]}) for name in ("source", "target", "test")}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "d"))
+    with pytest.raises(W2SError, match=r"lacks column\(s\) \['accepted', 'answer', 'benchmark', 'options'\]"):
+        Chess(path=str(tmp_path / "d")).load()

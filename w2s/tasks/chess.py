@@ -133,6 +133,10 @@ class Chess(Task):
                 splits = datasets.load_from_disk(self.path)
             except FileNotFoundError:
                 raise W2SError(f"chess dataset {self.path} does not exist; set task.init_args.path") from None
+            for name, split in splits.items():
+                if missing := sorted(set(FEATURES) - set(split.column_names)):
+                    raise W2SError(f"split '{name}' of chess dataset {self.path} lacks column(s) {missing}; a "
+                                   f"labelled chess dataset has {sorted(FEATURES)}")
             splits = datasets.DatasetDict({name: splits[name].select_columns(list(FEATURES)) for name in splits})
         else:
             splits = datasets.DatasetDict({name: self.label(getattr(self, name), name) for name in SPLITS})
