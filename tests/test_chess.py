@@ -80,7 +80,8 @@ def test_prompt_completion_and_correctness():
     assert " d1d5 " in prompt and prompt.endswith("\nBest move:")
     assert "Legal moves" not in Chess(path="unused", legal_moves=False).prompt({"fen": FREE_QUEEN})
     assert task.completion("d1d5 d1d4") == " d1d5"
-    assert task.is_correct("d1d4", "d1d5 d1d4") and not task.is_correct("d1e2", "d1d5") and not task.is_correct(None, "d1d5")
+    assert task.is_correct("d1d4", "d1d5 d1d4")
+    assert not task.is_correct("d1e2", "d1d5") and not task.is_correct(None, "d1d5")
 
 
 def test_positions_files(tmp_path):
@@ -113,7 +114,8 @@ def test_chess_splits_are_labelled_from_files(tmp_path, cache_root):
 def test_a_saved_dataset_without_labels_is_refused(tmp_path):
     import datasets
 
-    splits = {name: datasets.Dataset.from_dict({"id": ["0"], "fen": [MATE_IN_ONE]}) for name in ("source", "target", "test")}
+    unlabelled = datasets.Dataset.from_dict({"id": ["0"], "fen": [MATE_IN_ONE]})
+    splits = {name: unlabelled for name in ("source", "target", "test")}
     datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "d"))
     with pytest.raises(W2SError, match=r"lacks column\(s\) \['accepted', 'answer', 'benchmark', 'options'\]"):
         Chess(path=str(tmp_path / "d")).load()

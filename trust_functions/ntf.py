@@ -184,7 +184,8 @@ class NeuralTrustFunction(TrustFunction):
         network = NTFNetwork(blob["d_in"], self.width, self.depth, self.expansion, 0.0, 0.0)
         network.load_state_dict(blob["state_dict"])
         self.network = network.eval()
-        self.source_val = metrics.trust_metrics(self._predict(x), torch.from_numpy(np.asarray(source.correct, np.float32)))
+        correct = torch.from_numpy(np.asarray(source.correct, np.float32))
+        self.source_val = metrics.trust_metrics(self._predict(x), correct)
 
     @torch.no_grad()
     def _predict(self, x: FeatureView, index=None) -> torch.Tensor:

@@ -15,9 +15,9 @@ into a full checkpoint (``save_pretrained``), is generation k+1's teacher. With 
 refits the config's trust function on its own teacher's source outputs (with that generation's ``features``, if
 given: what separates a small teacher's errors need not separate a trained student's); with ``trust: reuse``
 generation 1's fitted NeuralTrustFunction (``trust_function.pt``) scores every later generation as is, the
-paper's setting, which needs teachers of one hidden size. Runs land in ``<output_dir>/seed<s>/gen<k>/{trust,gt,merged}``; a
-finished generation (results and merged checkpoint present) is never recomputed, so an interrupted chain
-resumes at the generation it was in. The per-generation table is written as chain.md, chain.csv and
+paper's setting, which needs teachers of one hidden size. Runs land in
+``<output_dir>/seed<s>/gen<k>/{trust,gt,merged}``; a finished generation (results and merged checkpoint
+present) is never recomputed, so an interrupted chain resumes at the generation it was in. The per-generation table is written as chain.md, chain.csv and
 results.json, and TensorBoard scalars ``chain/*`` are indexed by generation.
 """
 
