@@ -12,19 +12,16 @@ rewards the misconception; GRPO on the trusted ones teaches the format without i
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import datasets
 import numpy as np
-import torch
 
 from w2s.cache import atomic_dir, cache_root, is_complete, stable_hash
 
 VERSION = "1"
 OPS = ("+", "-", "*")
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,7 +141,7 @@ def world_dir(seed: int = 0, spec: ArithmeticSpec | None = None) -> Path:
 
 def ensure_world(seed: int = 0, spec: ArithmeticSpec | None = None) -> Path:
     """Build (or reuse) the toy math world for ``seed``: ``data/``, ``teacher/`` and ``student/``."""
-    from w2s.toy.pretrain import build_model, pretrain
+    from w2s.toy.pretrain import build_role
 
     spec = spec or ArithmeticSpec(seed=seed)
     root = world_dir(spec.seed, spec)
@@ -156,15 +153,7 @@ def ensure_world(seed: int = 0, spec: ArithmeticSpec | None = None) -> Path:
     tokenizer = build_tokenizer()
     for role, offset, misconception, boxed in (("teacher", 10, 1.0, 1.0),
                                                ("student", 20, spec.student_misconception, spec.student_boxed)):
-        if is_complete(root / role):
-            continue
-        log.info("building toy math %s for seed %d (cached under %s)", role, spec.seed, root)
-        cfg = getattr(spec, role)
-        with torch.random.fork_rng():
-            model = build_model(tokenizer, cfg["hidden"], cfg["layers"], seed=spec.seed + offset)
-            pretrain(model, tokenizer, SolutionSampler(spec, misconception, boxed, spec.seed + offset),
-                     steps=cfg["steps"], lr=cfg["lr"], max_length=64, desc=f"toy math {role}")
-        with atomic_dir(root / role, manifest) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+        sampler = SolutionSampler(spec, misconception, boxed, spec.seed + offset)
+        build_role(root, role, manifest, tokenizer, getattr(spec, role), spec.seed + offset, sampler, 64,
+                   f"toy math {role}")
     return root

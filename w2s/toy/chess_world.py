@@ -13,18 +13,15 @@ tiny model can play chess; like the toy knowledge world's models with facts, the
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import datasets
 import numpy as np
-import torch
 
 from w2s.cache import atomic_dir, cache_root, is_complete, stable_hash
 
 VERSION = "1"
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,7 @@ def world_dir(seed: int = 0, spec: ChessSpec | None = None) -> Path:
 def ensure_world(seed: int = 0, spec: ChessSpec | None = None) -> Path:
     """Build (or reuse) the toy chess world for ``seed``: ``data/``, ``teacher/`` and ``student/``."""
     from w2s.tasks.chess import Chess
-    from w2s.toy.pretrain import build_model, pretrain
+    from w2s.toy.pretrain import build_role
 
     spec = spec or ChessSpec(seed=seed)
     root = world_dir(spec.seed, spec)
@@ -174,15 +171,7 @@ def ensure_world(seed: int = 0, spec: ChessSpec | None = None) -> Path:
     corpora = {"teacher": StudySampler([r for r, s in zip(rows, studied) if s], task, spec.seed + 10),
                "student": StudySampler(rows, None, spec.seed + 20)}
     for role, offset in (("teacher", 10), ("student", 20)):
-        if is_complete(root / role):
-            continue
-        log.info("building toy chess %s for seed %d (cached under %s)", role, spec.seed, root)
         cfg = getattr(spec, role)
-        with torch.random.fork_rng():
-            model = build_model(tokenizer, cfg["hidden"], cfg["layers"], seed=spec.seed + offset)
-            pretrain(model, tokenizer, corpora[role], steps=cfg["steps"], lr=cfg["lr"], max_length=cfg["max_length"],
-                     desc=f"toy chess {role}")
-        with atomic_dir(root / role, manifest) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+        build_role(root, role, manifest, tokenizer, cfg, spec.seed + offset, corpora[role], cfg["max_length"],
+                   f"toy chess {role}")
     return root

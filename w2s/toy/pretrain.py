@@ -3,14 +3,19 @@ reward model), trained briefly on CPU and saved like hub models."""
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
 
+from w2s.cache import atomic_dir, is_complete
 from w2s.toy.world import CorpusSampler
+
+log = logging.getLogger(__name__)
 
 SPECIAL = {"pad_token": "<pad>", "unk_token": "<unk>", "eos_token": "<eos>"}
 
@@ -82,3 +87,18 @@ def pretrain(
         opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return model.eval()
+
+
+def build_role(root: Path, role: str, manifest: dict, tokenizer: PreTrainedTokenizerFast, cfg: dict, seed: int,
+               sampler, max_length: int, desc: str) -> None:
+    """Pretrain the tiny causal LM of ``cfg`` (hidden, layers, steps, lr) on ``sampler`` and save it with its
+    tokenizer (atomically) as ``root/role``; nothing when it is already there."""
+    if is_complete(root / role):
+        return
+    log.info("building %s (cached under %s)", desc, root)
+    with torch.random.fork_rng():
+        model = build_model(tokenizer, cfg["hidden"], cfg["layers"], seed=seed)
+        pretrain(model, tokenizer, sampler, steps=cfg["steps"], lr=cfg["lr"], max_length=max_length, desc=desc)
+    with atomic_dir(root / role, manifest) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
