@@ -8,14 +8,7 @@ import pytest
 
 from w2s.errors import W2SError
 from w2s.tasks.chess import Chess, read_positions
-from w2s.tasks.stockfish import EngineSettings, find_stockfish, label_positions
-
-try:
-    find_stockfish()
-    ENGINE = None
-except W2SError as e:
-    ENGINE = str(e)
-needs_engine = pytest.mark.skipif(ENGINE is not None, reason=f"no Stockfish binary: {ENGINE}")
+from w2s.tasks.stockfish import EngineSettings, label_positions
 
 MATE_IN_ONE = "6k1/5ppp/8/8/8/8/8/R5K1 w - - 0 1"  # Ra8#, a back-rank mate
 FREE_QUEEN = "4k3/8/8/3q4/8/8/8/3QK3 w - - 0 1"  # Qxd5 wins an undefended queen
@@ -23,7 +16,7 @@ SCHOLAR = "r1bqkbnr/pppp1ppp/2n5/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4"  #
 BLACK_MATES = "r5k1/8/8/8/8/8/5PPP/6K1 b - - 0 1"  # Ra1# for black
 
 
-@needs_engine
+@pytest.mark.engine
 @pytest.mark.parametrize("fen,best", [(MATE_IN_ONE, "a1a8"), (FREE_QUEEN, "d1d5"), (SCHOLAR, "h5f7"),
                                       (BLACK_MATES, "a8a1")])
 def test_stockfish_finds_the_known_best_move(fen, best, cache_root):
@@ -31,7 +24,7 @@ def test_stockfish_finds_the_known_best_move(fen, best, cache_root):
     assert label["best"] == best and label["score"] > 500 and label["losses"] is None
 
 
-@needs_engine
+@pytest.mark.engine
 def test_centipawn_tolerance_and_the_label_cache(cache_root, monkeypatch):
     settings = EngineSettings(depth=6, all_moves=True)
     first = label_positions([FREE_QUEEN], settings)[0]
@@ -51,10 +44,13 @@ def test_a_missing_engine_names_the_install_command(cache_root):
 
 
 @pytest.mark.parametrize("bad,message", [("not a fen", "is not a valid FEN"),
-                                         ("8/8/8/8/8/8/8/8 w - - 0 1", "is not a legal chess position")])
-def test_bad_positions_are_refused(bad, message, cache_root):
+                                         ("8/8/8/8/8/8/8/8 w - - 0 1", "is not a legal chess position"),
+                                         ("R5k1/5ppp/8/8/8/8/8/6K1 b - - 1 1", "has no legal move")])
+def test_bad_positions_are_refused_with_or_without_an_engine(bad, message, cache_root, monkeypatch):
+    """A bad position is named before any engine is looked for (also where Stockfish is installed)."""
+    monkeypatch.setattr("w2s.tasks.stockfish.find_stockfish", lambda path=None: pytest.fail("engine looked for"))
     with pytest.raises(W2SError, match=message):
-        label_positions([bad], EngineSettings(depth=2))
+        label_positions([MATE_IN_ONE, bad], EngineSettings(depth=2))
 
 
 @pytest.mark.parametrize("generation,with_example,expected", [
@@ -100,7 +96,7 @@ def test_positions_files(tmp_path):
         Chess(source=str(tmp_path / "p.fen"))
 
 
-@needs_engine
+@pytest.mark.engine
 def test_chess_splits_are_labelled_from_files(tmp_path, cache_root):
     (tmp_path / "a.fen").write_text(f"{MATE_IN_ONE}\n{FREE_QUEEN}\n")
     (tmp_path / "b.fen").write_text(f"{SCHOLAR}\n")

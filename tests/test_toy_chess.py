@@ -10,13 +10,12 @@ import datasets
 import numpy as np
 import pytest
 from conftest import ROOT, run_main
-from test_chess import needs_engine
 
 from w2s.tasks import Chess
 from w2s.tasks.stockfish import EngineSettings, label_positions
 
 
-@needs_engine
+@pytest.mark.engine
 def test_the_toy_chess_world_holds_labelled_positions_and_models(tiny_chess_world):
     from transformers import AutoTokenizer
 
@@ -46,7 +45,7 @@ def test_multiple_choice_interface():
     assert task.gold({**example, "interface": "move"}) == "d1d5"
 
 
-@needs_engine
+@pytest.mark.engine
 def test_toy_chess_config_runs_the_protocol_across_interfaces(tiny_chess_world, tmp_path):
     """fit with the toy chess config, the trust function fitted on multiple-choice source outputs and applied to
     move answers on the target (the OOD_domain setting; the in-domain one differs only in the source prompts)."""

@@ -67,14 +67,20 @@ def board(fen: str):
     return position
 
 
+def playable(fen: str):
+    """The position of a FEN that has a best move to find: valid, legal and not over (no engine needed)."""
+    position = board(fen)
+    if position.legal_moves.count() == 0:
+        raise W2SError(f"{fen!r} has no legal move (the game is over): it has no best move; drop it")
+    return position
+
+
 def analyse(engine, fen: str, settings: EngineSettings) -> dict:
     """``{"best": uci, "score": centipawns for the side to move, "losses": {uci: centipawn loss} or None}``."""
     import chess.engine
 
-    position = board(fen)
+    position = playable(fen)
     moves = position.legal_moves.count()
-    if moves == 0:
-        raise W2SError(f"{fen!r} has no legal move (the game is over): it has no best move; drop it")
     limit = chess.engine.Limit(depth=settings.depth, time=settings.time)
     # a new ``game`` per position sends ucinewgame: the hash is cleared, so a label never depends on the order
     infos = engine.analyse(position, limit, multipv=moves if settings.all_moves else 1, game=object())
@@ -95,6 +101,8 @@ def label_positions(fens: list[str], settings: EngineSettings, engine_path: str 
     except (ValueError, KeyError):
         raise W2SError(f"the chess label cache {path} is corrupt; delete it to relabel") from None
     todo = [fen for fen in dict.fromkeys(fens) if fen not in cache]
+    for fen in todo:  # a bad position is bad with or without an engine: say so before asking for one
+        playable(fen)
     if todo:
         import chess.engine
 
