@@ -125,3 +125,39 @@ def test_table_has_one_accuracy_column_per_benchmark():
     markdown, csv_text = render(values, [0])
     assert "| acc arc_easy | acc mmlu | student accuracy |" in markdown
     assert "acc mmlu mean" in csv_text
+
+
+def test_world_seeds_rewrite_every_toy_name_and_the_task_seed():
+    from w2s.errors import W2SError
+    from w2s.worlds import reward_model, world_config
+
+    for name in ("toy.yaml", "toy_math.yaml", "toy_plain.yaml"):
+        config = yaml.safe_load((ROOT / "configs" / name).read_text())
+        world = world_config(config, 7)
+        text = yaml.safe_dump(world)
+        assert world["data"]["task"]["init_args"]["seed"] == 7 and "toy:" in text
+        assert all(":0/" not in line and "-0/" not in line for line in text.splitlines() if "toy:" in line)
+        assert yaml.safe_dump(config) != text  # the original is left alone
+    assert reward_model(yaml.safe_load((ROOT / "configs" / "toy_plain.yaml").read_text()), 2) == "toy:plain-2/reward"
+    assert reward_model(yaml.safe_load((ROOT / "configs" / "toy_math.yaml").read_text()), 2) is None
+    with pytest.raises(W2SError, match="--world_seeds needs a toy-world config"):
+        world_config(yaml.safe_load((ROOT / "configs" / "ntf_mmlu.yaml").read_text()), 1)
+
+
+def test_world_summary_has_one_line_per_world_seed_and_their_mean():
+    from w2s.worlds import render_worlds
+
+    def report(teacher: float, ntf: float, auc: float) -> dict:
+        nan = float("nan")
+        return {"teacher_accuracy": {"source": 0.5, "target": teacher},
+                "table": {"base": {"student accuracy": [0.2, 0.2], "trust AUC": [nan, nan], "recovery %": [0, 0]},
+                          "ntf": {"student accuracy": [ntf, ntf], "trust AUC": [auc, auc], "recovery %": [80, 90]},
+                          "gt": {"student accuracy": [0.9, 0.9], "trust AUC": [nan, nan], "recovery %": [100, 100]}}}
+
+    markdown, csv_text, summary = render_worlds({0: report(0.6, 0.8, 0.9), 1: report(0.5, 0.7, 0.8)},
+                                                ["base", "ntf", "gt"])
+    lines = markdown.splitlines()
+    assert lines[0] == ("| world seed | teacher (target) | base | ntf | gt | ntf AUC | ntf rec. % | gt rec. % |")
+    assert lines[2].startswith("| 0 | 0.600 | 0.200 | 0.800 | 0.900 | 0.900 | 85.0 | 100.0 |")
+    assert lines[4].startswith("| mean ± std | 0.550 ± 0.071 | 0.200 ± 0.000 | 0.750 ± 0.071 |")
+    assert summary["lines"]["1"]["ntf AUC"] == pytest.approx(0.8) and csv_text.startswith("world seed,")

@@ -73,9 +73,9 @@ def test_building_a_world_leaves_the_global_random_stream_alone(cache_root):
 
     from w2s.toy import ensure_world
 
-    spec = WorldSpec(seed=7, n_entities=12, teacher=dict(hidden=16, layers=1, steps=2, qa_fraction=0.5),
-                     student=dict(hidden=16, layers=1, steps=2, qa_fraction=0.25),
-                     reward=dict(hidden=16, layers=1, steps=2, coverage=0.5))
+    spec = WorldSpec(seed=7, n_entities=12, teacher=dict(hidden=16, layers=1, steps=2, lr=1e-2, qa_fraction=0.5),
+                     student=dict(hidden=16, layers=1, steps=2, lr=1e-2, qa_fraction=0.25),
+                     reward=dict(hidden=16, layers=1, steps=2, lr=1e-2, coverage=0.5), min_skill=0.0)
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
@@ -101,3 +101,17 @@ def test_toy_math_config_shows_the_effect_with_grpo(tmp_path):
     student = ntf["student"]["accuracy"]
     assert student["final"] >= student["base"] + 0.3
     assert student["final"] >= naive["student"]["accuracy"]["final"] + 0.15
+
+
+def test_a_world_whose_models_did_not_learn_stops_with_one_line(cache_root):
+    """Two pretraining steps leave the teacher at chance: the build says so (and keeps what it measured)."""
+    from w2s.errors import W2SError
+    from w2s.toy import ensure_world, world_dir
+
+    tiny = dict(hidden=16, layers=1, steps=2, lr=1e-2)
+    spec = WorldSpec(seed=8, n_entities=12, teacher={**tiny, "qa_fraction": 0.5},
+                     student={**tiny, "qa_fraction": 0.25}, reward={**tiny, "coverage": 0.5}, min_skill=0.9)
+    with pytest.raises(W2SError, match=r"did not learn what it needs \(the teacher on target questions .*needs ≥ 0.90"):
+        ensure_world(spec=spec)
+    skills = json.loads((world_dir(spec.seed, spec) / "skills.json").read_text())
+    assert set(skills) == {"teacher", "student"} and all(0 <= s["accuracy"] <= 1 for s in skills.values())

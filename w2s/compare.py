@@ -59,6 +59,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--sweep_features", nargs="*", default=None,
                         help="sweep these teacher features (e.g. 0:prompt_mean 1:produced) for the config's "
                              "trust function: AUC on source validation and target, written to sweep.md")
+    parser.add_argument("--world_seeds", nargs="+", type=int, default=None,
+                        help="toy worlds only: run the table once per world seed (the task's seed and every toy:<seed> "
+                             "model name), into <output_dir>/world<w>/, and summarise them in worlds.md")
     parser.add_argument("--sweep_group", default=None,
                         help="example field whose values are held out one at a time for the sweep's source "
                              "validation (e.g. family, subject); default: the trust function's random split")
@@ -287,9 +290,8 @@ def _json_safe(obj):
     return obj
 
 
-def main(argv: list[str]) -> None:
-    """Entry point of ``main.py compare``."""
-    args, extra = parse_args(argv)
+def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
+    """The sweep and/or the table of one config into ``args.output_dir``; returns its report."""
     check_output_dir(args, extra)
     out = args.output_dir
     report: dict = {"config": str(args.config), "seeds": args.seeds, "rows": args.rows, "overrides": extra}
@@ -304,6 +306,7 @@ def main(argv: list[str]) -> None:
         values = table_values(results, args.rows, args.seeds)
         markdown, table_csv = render(values, args.seeds)
         report["table"] = values
+        report["teacher_accuracy"] = next(iter(next(iter(results.values())).values()))["teacher"]["accuracy"]
         report["runs"] = {row: {s: str(out / row / f"seed{s}") for s in args.seeds} for row in results}
         atomic_write_text(out / "table.md", markdown + "\n")
         atomic_write_text(out / "table.csv", table_csv)
@@ -311,3 +314,15 @@ def main(argv: list[str]) -> None:
         print(f"\n{markdown}\n\n(table.md, table.csv and results.json in {out})")
     atomic_write_text(out / "results.json", json.dumps(_json_safe(report), indent=2))
     sys.stdout.flush()
+    return report
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of ``main.py compare``."""
+    args, extra = parse_args(argv)
+    if args.world_seeds is None:
+        compare_one(args, extra)
+        return
+    from w2s.worlds import compare_worlds
+
+    compare_worlds(args, extra, compare_one)

@@ -14,12 +14,12 @@ import logging
 from pathlib import Path
 
 import datasets
-import torch
 
 from w2s.cache import atomic_dir, cache_root, is_complete, stable_hash
-from w2s.toy.world import WORLDS, CorpusSampler, KnowledgeBase, WorldSpec, make_splits, vocabulary
+from w2s.toy.skills import Skill, accuracy, check_skills, greedy_answers
+from w2s.toy.world import WORLDS, CorpusSampler, KnowledgeBase, WorldSpec, make_splits, question, vocabulary
 
-VERSION = "3"
+VERSION = "4"  # 4: length-bucketed pretraining batches, skills checked at build time
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +32,7 @@ def ensure_world(seed: int = 0, spec: WorldSpec | None = None, world: str = "con
     """Build (or reuse) the named toy world (or the one ``spec`` describes) for ``seed``; return its directory.
     ``world="math"`` is the toy math world (``w2s.toy.arithmetic``), ``world="chess"`` the toy chess world
     (``w2s.toy.chess_world``)."""
-    from w2s.toy.pretrain import build_model, build_tokenizer, pretrain
+    from w2s.toy.pretrain import build_role, build_tokenizer
 
     if world == "math" and spec is None:
         from w2s.toy import arithmetic
@@ -55,18 +55,30 @@ def ensure_world(seed: int = 0, spec: WorldSpec | None = None, world: str = "con
     roles = [("teacher", 10, spec.teacher), ("student", 20, spec.student), ("reward", 30, spec.reward)]
     roles += [(name, 40 + 10 * i, cfg) for i, (name, cfg) in enumerate(sorted(spec.extra_students.items()))]
     for role, offset, cfg in roles:
-        if is_complete(root / role):
-            continue
-        log.info("building toy %s for world seed %d (cached under %s)", role, spec.seed, root)
         sampler = _sampler(role.split("_")[0], kb, spec, seed=spec.seed + offset)
-        with torch.random.fork_rng():  # building must not change the run's random stream (cold == warm)
-            model = build_model(tokenizer, cfg["hidden"], cfg["layers"], seed=spec.seed + offset,
-                                reward=role == "reward")
-            pretrain(model, tokenizer, sampler, steps=cfg["steps"], lr=cfg.get("lr", 1e-2), desc=f"toy {role}")
-        with atomic_dir(root / role, manifest) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+        build_role(root, role, manifest, tokenizer, cfg, spec.seed + offset, sampler, 32,
+                   f"toy {role} (world seed {spec.seed})", reward=role == "reward")
+    check_skills(root, lambda: _skills(root, kb, spec))
     return root
+
+
+def _skills(root: Path, kb: KnowledgeBase, spec: WorldSpec) -> dict[str, Skill]:
+    """The teacher on the target questions about the entities it has read about (it should know those), and each
+    student on every target fact in the question form it has practised (it should know them all)."""
+    from w2s.tasks.base import LETTERS, format_mcqa_prompt, parse_letter
+
+    def ask(role: str, fmt, entities) -> float:
+        examples = [question(kb, e, f, fmt) for f in spec.target_families for e in entities]
+        answers = greedy_answers(root / role, [format_mcqa_prompt(x["question"], x["choices"]) for x in examples], 1)
+        return accuracy(answers, [x["answer"] for x in examples], lambda a: parse_letter(a, LETTERS[:4]))
+
+    chance, covered = 1 / len(spec.value_prior), range(int(round(spec.teacher_coverage * spec.n_entities)))
+    skills = {"teacher": Skill("the teacher on target questions about entities it has read about",
+                               ask("teacher", spec.target_format, covered), chance, spec.min_skill)}
+    for role in ["student", *sorted(spec.extra_students)]:
+        skills[role] = Skill(f"the {role} on every target fact, in the question form it has practised",
+                             ask(role, spec.practice_format, range(spec.n_entities)), chance, spec.min_skill)
+    return skills
 
 
 def _sampler(role: str, kb: KnowledgeBase, spec: WorldSpec, seed: int) -> CorpusSampler:

@@ -12,6 +12,7 @@ rewards the misconception; GRPO on the trusted ones teaches the format without i
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,8 +20,9 @@ import datasets
 import numpy as np
 
 from w2s.cache import atomic_dir, cache_root, is_complete, stable_hash
+from w2s.toy.skills import Skill, accuracy, check_skills, greedy_answers
 
-VERSION = "1"
+VERSION = "2"  # 2: length-bucketed pretraining batches, skills checked at build time
 OPS = ("+", "-", "*")
 
 
@@ -37,6 +39,9 @@ class ArithmeticSpec:
         student_misconception: share of the student's products written as sums.
         student_boxed: share of the student's solutions that box the answer (the rest write ``> x``).
         teacher, student: model size and pretraining of each (the teacher's products are all sums).
+        min_skill: checked once the models are built (``w2s.toy.skills``): each model's greedy accuracy on fresh
+            problems without a product (which its misconception does not touch; the student's answer read from
+            ``\\boxed{}`` or ``>``) must reach it, or the build stops with one line (0 turns the check off).
     """
 
     seed: int = 0
@@ -50,6 +55,7 @@ class ArithmeticSpec:
     student_boxed: float = 0.3
     teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=2500, lr=3e-3))
     student: dict = field(default_factory=lambda: dict(hidden=128, layers=3, steps=2500, lr=3e-3))
+    min_skill: float = 0.8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,5 +161,24 @@ def ensure_world(seed: int = 0, spec: ArithmeticSpec | None = None) -> Path:
                                                ("student", 20, spec.student_misconception, spec.student_boxed)):
         sampler = SolutionSampler(spec, misconception, boxed, spec.seed + offset)
         build_role(root, role, manifest, tokenizer, getattr(spec, role), spec.seed + offset, sampler, 64,
-                   f"toy math {role}")
+                   f"toy math {role} (world seed {spec.seed})")
+    check_skills(root, lambda: _skills(root, spec))
     return root
+
+
+def _skills(root: Path, spec: ArithmeticSpec, n: int = 300) -> dict[str, Skill]:
+    """Each model on fresh problems of 1-5 sums and differences, answered greedily (a final ``\\boxed{x}`` or
+    ``> x``): what both should have learnt, whatever they make of products."""
+    rng = np.random.default_rng(spec.seed + 3)
+    problems = [sample_problem(rng, int(rng.integers(1, 6)), (0.5, 0.5, 0.0)) for _ in range(n)]
+    prompts = [f"{problem_text(start, ops)}\n" for start, ops in problems]
+    golds = [str(solve(start, ops)[1]) for start, ops in problems]
+    final = re.compile(r"(?:\\boxed\{|> )(\d)")
+
+    def parse(text: str) -> str | None:
+        found = final.findall(text)
+        return found[-1] if found else None
+
+    return {role: Skill(f"the {role} on problems without a product",
+                        accuracy(greedy_answers(root / role, prompts, 48), golds, parse), 0.1, spec.min_skill)
+            for role in ("teacher", "student")}

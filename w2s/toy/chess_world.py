@@ -20,8 +20,9 @@ import datasets
 import numpy as np
 
 from w2s.cache import atomic_dir, cache_root, is_complete, stable_hash
+from w2s.toy.skills import Skill, accuracy, check_skills, greedy_answers
 
-VERSION = "1"
+VERSION = "2"  # 2: length-bucketed pretraining batches, skills checked at build time
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class ChessSpec:
         engine_depth: Stockfish's depth for the labels.
         teacher_coverage: share of all positions the teacher has studied.
         teacher, student: model size and pretraining of each.
+        min_skill: checked once the models are built (``w2s.toy.skills``): the teacher's accuracy on positions it
+            has studied (move interface) and the student's on every position in its practice form must reach it,
+            or the build stops with one line (0 turns the check off).
     """
 
     seed: int = 0
@@ -50,6 +54,7 @@ class ChessSpec:
     teacher_coverage: float = 0.5
     teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=2000, lr=3e-3, max_length=48))
     student: dict = field(default_factory=lambda: dict(hidden=128, layers=3, steps=2000, lr=3e-3, max_length=32))
+    min_skill: float = 0.8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,5 +178,32 @@ def ensure_world(seed: int = 0, spec: ChessSpec | None = None) -> Path:
     for role, offset in (("teacher", 10), ("student", 20)):
         cfg = getattr(spec, role)
         build_role(root, role, manifest, tokenizer, cfg, spec.seed + offset, corpora[role], cfg["max_length"],
-                   f"toy chess {role}")
+                   f"toy chess {role} (world seed {spec.seed})")
+    check_skills(root, lambda: _skills(root, spec, task, [r for r, s in zip(rows, studied) if s], rows))
     return root
+
+
+def _skills(root: Path, spec: ChessSpec, task, studied: list[dict], rows: list[dict], n: int = 300) -> dict[str, Skill]:
+    """The teacher on positions it has studied (the task's move prompt) and the student on every position in the
+    form it has studied (``<FEN> best``): the best moves each should know."""
+    from w2s.tasks.chess import UCI
+
+    def parse(text: str) -> str | None:
+        match = UCI.search(text)
+        return match.group(1) if match else None
+
+    def ask(role: str, examples: list[dict], prompt) -> float:
+        answers = greedy_answers(root / role, [prompt(ex) for ex in examples], 2)
+        return accuracy(answers, [ex["answer"] for ex in examples], parse)
+
+    chance = 1 / np.mean([board_moves(r["fen"]) for r in rows[:n]])
+    return {"teacher": Skill("the teacher on positions it has studied", ask(
+                "teacher", studied[:n], lambda ex: task.prompt({**ex, "interface": "move"})), chance, spec.min_skill),
+            "student": Skill("the student on every position, in the form it has studied", ask(
+                "student", rows[:n], lambda ex: practice_text(ex).rsplit(" ", 1)[0]), chance, spec.min_skill)}
+
+
+def board_moves(fen: str) -> int:
+    import chess
+
+    return chess.Board(fen).legal_moves.count()

@@ -60,6 +60,9 @@ class WorldSpec:
         shared_template: source questions use the target template too (source and target then differ only in
             their families). A chain needs it: a student trained on target labels must answer source questions
             in the same convention, or its source outputs say nothing about its target errors.
+        min_skill: checked once the models are built (``w2s.toy.skills``): the teacher's accuracy on the target
+            questions about entities it has read about, and each student's on every target fact in the question
+            form it has practised, must reach it, or the build stops with one line (0 turns the check off).
     """
 
     seed: int = 0
@@ -74,16 +77,13 @@ class WorldSpec:
     answer_order: tuple[int, ...] = (3, 2, 1, 0)
     teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=2000, lr=3e-3, qa_fraction=0.5))
     reward: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=600, lr=3e-3, coverage=0.5))
-    student: dict = field(default_factory=lambda: dict(hidden=192, layers=3, steps=1000, qa_fraction=0.25))
+    student: dict = field(default_factory=lambda: dict(hidden=192, layers=3, steps=2500, lr=1e-2, qa_fraction=0.25))
     extra_students: dict = field(default_factory=dict)
     shared_template: bool = False
+    min_skill: float = 0.8
 
     def to_dict(self) -> dict:
-        tree = asdict(self)
-        for key in ("extra_students", "shared_template"):  # (keeps the cache names of worlds built before them)
-            if not tree[key]:
-                del tree[key]
-        return tree
+        return asdict(self)
 
     @classmethod
     def named(cls, world: str, seed: int = 0) -> "WorldSpec":
@@ -117,8 +117,8 @@ WORLDS: dict[str, dict] = {
     "confident": {},
     # three student sizes for the weak-to-strong chain (configs/toy_chain.yaml): student_s → student → student_l;
     # source questions in the target's template, so that a trained student's source outputs stay meaningful
-    "chain": {"extra_students": {"student_s": dict(hidden=128, layers=2, steps=1000, qa_fraction=0.25),
-                                 "student_l": dict(hidden=256, layers=4, steps=1000, qa_fraction=0.25)},
+    "chain": {"extra_students": {"student_s": dict(hidden=128, layers=2, steps=2500, lr=1e-2, qa_fraction=0.25),
+                                 "student_l": dict(hidden=256, layers=4, steps=2500, lr=1e-2, qa_fraction=0.25)},
               "shared_template": True},
     "plain": {"teacher_zipf": 0.8, "teacher": dict(hidden=64, layers=2, steps=1200, lr=3e-3, qa_fraction=0.5)},
 }
