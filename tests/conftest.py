@@ -62,8 +62,8 @@ class CliResult:
 
 
 def run_cli(*args: str, cwd: Path) -> CliResult:
-    """``main.py``'s command line in this process, for runs that end before any model trains (parse and
-    config errors, --print_config): the same code path without a new interpreter's import time."""
+    """``main.py``'s command line in this process: the same code path as ``run_main`` without a new interpreter's
+    ~10 s of imports. Each test file keeps at least one ``run_main`` run, as a user would start it."""
     from w2s.cli import main
 
     cwd.mkdir(parents=True, exist_ok=True)

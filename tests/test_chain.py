@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_main
+from conftest import ROOT, run_cli, run_main
 
 
 def chain_config(world: Path, tmp_path: Path) -> Path:
@@ -117,7 +117,7 @@ def test_chain_block_is_checked(tmp_path, chain, message):
 def test_chain_config_errors_are_one_line(tmp_path):
     bad = tmp_path / "no_chain.yaml"
     bad.write_text((ROOT / "configs" / "toy.yaml").read_text())
-    proc = run_main("chain", "--config", str(bad), cwd=tmp_path)
+    proc = run_cli("chain", "--config", str(bad), cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "chain: block" in proc.stderr
 

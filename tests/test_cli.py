@@ -68,7 +68,7 @@ def test_tensorboard_tags(ntf_run):
 def test_rows_share_the_protocol(ntf_run, tiny_world, tmp_path, cache_root, trust, labels, keep_all):
     _, ntf = _results(ntf_run[0])
     teacher_caches = sorted((cache_root / "teacher").iterdir())
-    proc = run_main(*tiny_args(tiny_world, "--trust", trust), cwd=tmp_path)
+    proc = run_cli(*tiny_args(tiny_world, "--trust", trust), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = sorted((cache_root / "teacher").iterdir())
     if trust == "ICLConfidence":  # the same cached teacher pass, plus its own few-shot pass over the target
@@ -130,7 +130,7 @@ def _damaged_cache(tiny_world, tmp_path, damage) -> list[str]:
 
     path = _dataset(tiny_world, tmp_path, "copy", lambda d: d)
     before = set((cache_root() / "teacher").glob("*"))
-    proc = run_main(*tiny_args(tiny_world, "--data.task.path", path), cwd=tmp_path / "first")
+    proc = run_cli(*tiny_args(tiny_world, "--data.task.path", path), cwd=tmp_path / "first")
     assert proc.returncode == 0, proc.stderr[-2000:]
     for entry in set((cache_root() / "teacher").glob("*")) - before:
         damage(entry)
@@ -191,9 +191,7 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
         "unknown_toy_world": ["--data.task", "w2s.tasks.ToyKnowledge", "--data.task.world", "nosuch"],
     }[case]
     extra = extra() if callable(extra) else extra
-    before_training = case in {"unknown_trust", "misspelt_init_arg", "missing_model", "hub_id_offline",
-                               "n_not_positive", "fraction_outside", "yaml_wrong_type", "unknown_toy_world"}
-    proc = (run_cli if before_training else run_main)(*tiny_args(tiny_world, *extra), cwd=tmp_path)
+    proc = run_cli(*tiny_args(tiny_world, *extra), cwd=tmp_path)
     assert proc.returncode != 0
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -5,9 +5,9 @@ import json
 import pytest
 import yaml
 
-from conftest import ROOT, run_main
+from conftest import ROOT, run_cli, run_main
 
-ROWS = ["base", "naive", "entropy", "reward", "probe", "ntf", "gt"]
+ROWS = ["base", "naive", "entropy", "reward", "ntf", "gt"]  # the linear probe row runs in test_cli
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_compare_writes_the_table(compared):
     assert all(a is not None and 0 <= a <= 1 for a in table["entropy"]["trust AUC"])
     assert table["naive"]["trust AUC"] == [None, None]  # Naive ranks nothing
     markdown = (out / "table.md").read_text()
-    for label in ("Base student", "Naive", "Entropy", "Reward model", "Linear probe", "NTF", "Ground truth"):
+    for label in ("Base student", "Naive", "Entropy", "Reward model", "NTF", "Ground truth"):
         assert label in markdown and label in proc.stdout
     assert " ± " in markdown
     assert (out / "table.csv").read_text().splitlines()[0].startswith("row,trust AUC mean,trust AUC std")
@@ -74,11 +74,12 @@ def test_the_feature_sweep_reports_auc_per_feature(compared):
 def test_compare_resumes_without_rerunning_and_refuses_other_settings(compared, tiny_config):
     out, args, _ = compared
     before = (out / "table.md").read_text()
-    proc = run_main(*[a for a in args if a not in ("--sweep_features", "0:prompt_mean", "--sweep_group", "family")])
+    proc = run_cli(*[a for a in args if a not in ("--sweep_features", "0:prompt_mean", "--sweep_group", "family")],
+                   cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "12 runs, 12 already finished" in proc.stdout and "done:" not in proc.stdout  # nothing ran again
+    assert "10 runs, 10 already finished" in proc.stdout and "done:" not in proc.stdout  # nothing ran again
     assert (out / "table.md").read_text() == before
-    proc = run_main(*args[:-4], "--trainer.max_steps", "7")
+    proc = run_cli(*args[:-4], "--trainer.max_steps", "7", cwd=out.parent)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error:") and "--output_dir" in proc.stderr
 
@@ -87,22 +88,22 @@ def test_hparams_and_recovery_reach_tensorboard(compared):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out, _, _ = compared
-    events = EventAccumulator(str(out / "probe" / "seed1")).Reload()
+    events = EventAccumulator(str(out / "reward" / "seed1")).Reload()
     assert {"hp/student_accuracy", "hp/trust_auc", "hp/recovery"} <= set(events.Tags()["scalars"])
     report = json.loads((out / "results.json").read_text())
-    assert events.Scalars("hp/recovery")[-1].value == pytest.approx(report["table"]["probe"]["recovery %"][1], abs=1e-4)
+    assert events.Scalars("hp/recovery")[-1].value == pytest.approx(report["table"]["reward"]["recovery %"][1], abs=1e-4)
     plugins = events.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in plugins
 
 
 def test_unknown_row_fails_at_once(tiny_config):
-    proc = run_main("compare", "--config", str(tiny_config), "--rows", "ntf", "bogus")
+    proc = run_cli("compare", "--config", str(tiny_config), "--rows", "ntf", "bogus", cwd=tiny_config.parent)
     assert proc.returncode == 2 and "unknown row" in proc.stderr
 
 
 def test_a_failing_run_names_its_row_and_log(tiny_config, tmp_path):
-    proc = run_main("compare", "--config", str(tiny_config), "--seeds", "0", "--rows", "entropy",
-                    "--output_dir", str(tmp_path / "out"), "--trust_args", '{"entropy": {"bogus": 1}}')
+    proc = run_cli("compare", "--config", str(tiny_config), "--seeds", "0", "--rows", "entropy",
+                   "--output_dir", str(tmp_path / "out"), "--trust_args", '{"entropy": {"bogus": 1}}', cwd=tmp_path)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: compare run entropy, seed 0 failed") and "seed0.log" in last
