@@ -41,6 +41,7 @@ def test_free_form_answers_use_token_statistics():
 
 
 def test_linear_probe_learns_a_linear_signal():
+    """Over 8 seeds: target AUC 0.997 ± 0.002 (min 0.994), source validation 0.972 ± 0.011 (min 0.958)."""
     rng = np.random.default_rng(0)
     source, target = _outputs(800, 0), _outputs(400, 1)
     source = replace(source, correct=source.hidden[:, 3] + 0.3 * rng.normal(size=800) > 0)
@@ -117,7 +118,9 @@ def test_reward_model_fine_tuned_on_source_correctness_ranks_the_target(tiny_wor
     reward.fit(source)
     scores = reward.score(target.without_labels())
     assert scores.shape == (40,) and ((scores >= 0) & (scores <= 1)).all()
-    assert metrics.auc(scores, target.correct) > 0.9 > metrics.auc(before, target.correct)
-    assert reward.source_val["auc"] > 0.9
+    # over 6 seeds (data and fine-tuning): AUC 1.000 ± 0.000 after fine-tuning, 0.269 ± 0.062 (max 0.338) before
+    auc = metrics.auc(scores, target.correct)
+    assert auc > 0.8 and auc > metrics.auc(before, target.correct) + 0.4
+    assert reward.source_val["auc"] > 0.8
     shuffled = replace(target, correct=np.random.default_rng(2).permutation(target.correct))
     assert torch.equal(scores, reward.score(shuffled))  # no ground-truth leakage
