@@ -172,29 +172,25 @@ def ensure_world(seed: int = 0, spec: ChessSpec | None = None) -> Path:
     rows = [r for name in ("source", "target", "test") for r in data[name]]
     task = Chess(path=str(root / "data"), legal_moves=False)
     tokenizer = build_tokenizer(world_texts(rows, task))
-    studied = np.random.default_rng(spec.seed + 2).random(len(rows)) < spec.teacher_coverage
-    corpora = {"teacher": StudySampler([r for r, s in zip(rows, studied) if s], task, spec.seed + 10),
+    chosen = np.random.default_rng(spec.seed + 2).random(len(rows)) < spec.teacher_coverage
+    studied = [r for r, s in zip(rows, chosen) if s]
+    corpora = {"teacher": StudySampler(studied, task, spec.seed + 10),
                "student": StudySampler(rows, None, spec.seed + 20)}
     for role, offset in (("teacher", 10), ("student", 20)):
         cfg = getattr(spec, role)
         build_role(root, role, manifest, tokenizer, cfg, spec.seed + offset, corpora[role], cfg["max_length"],
                    f"toy chess {role} (world seed {spec.seed})")
-    check_skills(root, lambda: _skills(root, spec, task, [r for r, s in zip(rows, studied) if s], rows))
+    check_skills(root, lambda: _skills(root, spec, task, studied, rows))
     return root
 
 
 def _skills(root: Path, spec: ChessSpec, task, studied: list[dict], rows: list[dict], n: int = 300) -> dict[str, Skill]:
     """The teacher on positions it has studied (the task's move prompt) and the student on every position in the
-    form it has studied (``<FEN> best``): the best moves each should know."""
-    from w2s.tasks.chess import UCI
-
-    def parse(text: str) -> str | None:
-        match = UCI.search(text)
-        return match.group(1) if match else None
+    form it has studied (``<FEN> best``): the best moves each should know (read as the task reads weak labels)."""
 
     def ask(role: str, examples: list[dict], prompt) -> float:
         answers = greedy_answers(root / role, [prompt(ex) for ex in examples], 2)
-        return accuracy(answers, [ex["answer"] for ex in examples], parse)
+        return accuracy(answers, [ex["answer"] for ex in examples], task.parse)
 
     chance = 1 / np.mean([board_moves(r["fen"]) for r in rows[:n]])
     return {"teacher": Skill("the teacher on positions it has studied", ask(

@@ -109,8 +109,8 @@ class WorldSpec:
 # Named worlds. "confident" (the default) has the property the paper's claim rests on: the teacher has read
 # about its covered entities almost evenly (flat popularity, long training), so it answers every question,
 # including many about entities it has never read about, with near-certainty (how many depends on the world seed:
-# docs/toy-world-log.md); its output distribution hides much of the difference, while its hidden states (the mean over the prompt, where the entity's never-trained embedding
-# sits) still show how familiar the entity is. "plain" is the world without that property: a steep popularity
+# docs/toy-world-log.md); its output distribution hides much of the difference, while its hidden states (the mean
+# over the prompt, where the entity's never-trained embedding sits) still show how familiar the entity is. "plain" is the world without that property: a steep popularity
 # law and shorter training leave the teacher visibly unsure off its head, so output-layer confidence ranks its
 # weak labels as well as hidden states do (docs/toy-world-log.md has the numbers).
 WORLDS: dict[str, dict] = {
