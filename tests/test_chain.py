@@ -34,7 +34,8 @@ def chain_config(world: Path, tmp_path: Path) -> Path:
 
 def test_chain_teaches_with_the_merged_student_and_resumes_in_generation_two(tiny_world, tmp_path):
     config, out = chain_config(tiny_world, tmp_path), tmp_path / "out"
-    args = [sys.executable, str(ROOT / "main.py"), "chain", "--config", str(config), "--output_dir", str(out)]
+    args = [sys.executable, str(ROOT / "main.py"), "chain", "--config", str(config), "--output_dir", str(out),
+            "--in_process"]
     # first attempt: killed as soon as generation 2 has started
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, env=os.environ.copy())
@@ -49,7 +50,7 @@ def test_chain_teaches_with_the_merged_student_and_resumes_in_generation_two(tin
     first = (gen1 / "trust" / "results.json").read_bytes()
     stamp = (gen1 / "trust" / "results.json").stat().st_mtime_ns
 
-    rerun = run_main("chain", "--config", str(config), "--output_dir", str(out), cwd=tmp_path)
+    rerun = run_main(*args[2:], cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "generation 1" not in rerun.stdout and "generation 2: trust run" in rerun.stdout  # resumed at gen 2
     assert (gen1 / "trust" / "results.json").read_bytes() == first

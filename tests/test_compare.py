@@ -28,7 +28,7 @@ def tiny_config(tiny_world, tmp_path_factory):
 def compared(tiny_config, tiny_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "out"
     args = ["compare", "--config", str(tiny_config), "--seeds", "0", "1", "--rows", *ROWS, "--output_dir", str(out),
-            "--trust_args", json.dumps({"reward": {"model": str(tiny_world / "reward")}}),
+            "--in_process", "--trust_args", json.dumps({"reward": {"model": str(tiny_world / "reward")}}),
             "--sweep_features", "0:prompt_mean", "--sweep_group", "family"]
     proc = run_main(*args, cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]

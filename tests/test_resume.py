@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT, tiny_args
+from conftest import ROOT, run_cli, tiny_args
 
 SLOW_PASS = ["--data.teacher.shard_size", "4", "--data.teacher.batch_size", "4", "--trainer.max_steps", "150"]
 
@@ -70,5 +70,9 @@ def test_sigkill_during_teacher_pass_and_training_then_resume(tiny_world, cache_
     assert {p: (p / "manifest.json").stat().st_mtime for p in passes} == passes
     assert (checkpoint.parent.parent / "results.json").is_file()
 
-    _, uninterrupted = _finish(tiny_world, tmp_path / "uninterrupted", data)
-    assert resumed == uninterrupted
+    # the uninterrupted run goes in this process: the same results also say that in-process runs (compare and
+    # chain --in_process) match the ones in a process of their own
+    proc = run_cli(*tiny_args(tiny_world, *SLOW_PASS, "--data.task.path", str(data)), cwd=tmp_path / "uninterrupted")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results,) = (tmp_path / "uninterrupted").glob("runs/toy/version_*/results.json")
+    assert resumed == json.loads(results.read_text())

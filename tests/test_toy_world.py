@@ -1,4 +1,5 @@
 import json
+import re
 
 import datasets
 import pytest
@@ -34,6 +35,28 @@ def test_questions_follow_the_answer_convention(order):
 def test_teacher_corpus_covers_only_the_popular_head():
     w = zipf_weights(100, 0.8, coverage=0.5)
     assert w[:50].min() > 0 and w[50:].max() == 0 and w[0] > w[49] and abs(w.sum() - 1) < 1e-9
+
+
+def test_decoys_teach_a_guessing_habit_without_touching_the_task_entities():
+    from w2s.toy import _sampler
+    from w2s.toy.world import vocabulary
+
+    plain, spec = WorldSpec(seed=2, n_entities=30), WorldSpec(seed=2, n_entities=30, decoys=5, decoy_fraction=0.3)
+    kb = KnowledgeBase.sample(spec)
+    assert kb.decoys == [f"ent{30 + i}" for i in range(5)] and set(kb.decoys) <= set(vocabulary(kb))
+    sampler = _sampler("teacher", kb, spec, 0)
+    texts = [sampler.sample() for _ in range(2000)]
+    guesses = [t for t in texts if any(re.search(rf"\b{d}\b", t) for d in kb.decoys)]
+    assert 0.25 < len(guesses) / len(texts) < 0.35
+    for text in guesses:  # a question (never a fact) answered with the prior's most likely value
+        family = next(f for f in FAMILIES if f" {f} " in text)
+        first = FAMILIES[family][0]
+        letter = text.rsplit(" ", 1)[1]
+        assert text.startswith("Question:") and f"{letter}. {first}" in text
+    # decoys the corpus never asks about change nothing: the corpus of a world without them, draw for draw
+    unused = WorldSpec(seed=2, n_entities=30, decoys=5)
+    a, b = (_sampler("teacher", KnowledgeBase.sample(w), w, 0) for w in (plain, unused))
+    assert [a.sample() for _ in range(300)] == [b.sample() for _ in range(300)]
 
 
 def test_artifacts_load_like_hub_models(tiny_world):

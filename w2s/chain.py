@@ -27,14 +27,13 @@ import argparse
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from w2s.cache import atomic_dir, atomic_write_text, is_complete, stable_hash
-from w2s.compare import fmt, run_fit
+from w2s.compare import cores, fmt, run_fit
 from w2s.errors import W2SError
 from w2s.metrics import recovery
 
@@ -48,6 +47,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--config", required=True, type=Path, help="a fit config with a chain: block")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seed_everything of each chain")
     parser.add_argument("--output_dir", type=Path, default=None, help="default: runs/chain/<config name>")
+    parser.add_argument("--in_process", action="store_true",
+                        help="run every fit in this process (no interpreter start-up per run; a debugger can step "
+                             "into a run)")
     args, extra = parser.parse_known_args(argv)
     if not args.config.is_file():
         parser.error(f"config file {args.config} does not exist")
@@ -118,7 +120,8 @@ def merge_student(student: str, adapter: Path, target: Path) -> Path:
 
 
 def run_generation(fit_config: Path, extra: list[str], seed: int, gen_dir: Path, teacher: str, student: str,
-                   fraction: float | None, ground_truth: bool, label: str, trust_args: list[str]) -> dict:
+                   fraction: float | None, ground_truth: bool, label: str, trust_args: list[str],
+                   in_process: bool = False) -> dict:
     """One generation: the trust-filtered student (and the ground-truth ceiling), then the merged student."""
     def fit(name: str, trust: list[str]) -> dict:
         args = ["fit", "--config", str(fit_config), *trust, "--seed_everything", str(seed),
@@ -132,7 +135,7 @@ def run_generation(fit_config: Path, extra: list[str], seed: int, gen_dir: Path,
         if done.is_file():
             return json.loads(done.read_text())
         print(f"[chain] {label}: {name} run (teacher {teacher}, student {student})", flush=True)
-        return run_fit(args, gen_dir / name, os.cpu_count() or 1, f"chain {label}, {name} run")
+        return run_fit(args, gen_dir / name, cores(), f"chain {label}, {name} run", in_process)
 
     results = {"teacher": teacher, "student": student, "trust": fit("trust", trust_args)}
     if ground_truth:
@@ -217,7 +220,8 @@ def main(argv: list[str]) -> None:
             fraction = chain["fractions"][k - 1] if chain["fractions"] else None
             trust_args = trust_overrides(fit_config, chain, k, out / f"seed{seed}" / "gen1")
             gen = run_generation(config_path, extra, seed, out / f"seed{seed}" / f"gen{k}", teacher, student,
-                                 fraction, chain["ground_truth"], f"seed {seed}, generation {k}", trust_args)
+                                 fraction, chain["ground_truth"], f"seed {seed}, generation {k}", trust_args,
+                                 args.in_process)
             rows.append(row(gen))
             gens.append(gen)
             reason = collapsed(rows[-2], rows[-1], chain["collapse_margin"]) if k > 1 else None

@@ -10,6 +10,7 @@ written as table.md, table.csv and results.json and printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -17,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -54,6 +56,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--workers", type=int, default=None,
                         help="runs in parallel, each in its own process with cores/workers threads (default: "
                              "2 when the config trains on CPU and the machine has ≥ 2 cores, else 1)")
+    parser.add_argument("--in_process", action="store_true",
+                        help="run every fit in this process, one after another (no interpreter start-up per run; "
+                             "a debugger can step into a run)")
     parser.add_argument("--trust_args", type=json.loads, default={},
                         help='init_args per row as JSON, e.g. \'{"reward": {"model": "org/rm"}}\'')
     parser.add_argument("--sweep_features", nargs="*", default=None,
@@ -72,9 +77,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if not args.config.is_file():
         parser.error(f"config file {args.config} does not exist")
     args.output_dir = args.output_dir or Path("runs") / "compare" / args.config.stem
+    if args.in_process and args.workers not in (None, 1):
+        parser.error("--in_process runs one fit at a time; drop --workers")
+    if args.workers is None and args.in_process:
+        args.workers = 1
     if args.workers is None:
         on_cpu = (yaml.safe_load(args.config.read_text()) or {}).get("trainer", {}).get("accelerator") == "cpu"
-        args.workers = 2 if on_cpu and (os.cpu_count() or 1) >= 2 and "--trainer.accelerator" not in extra else 1
+        args.workers = 2 if on_cpu and cores() >= 2 and "--trainer.accelerator" not in extra else 1
     if args.workers < 1:
         parser.error("--workers must be ≥ 1")
     return args, extra
@@ -105,25 +114,55 @@ def check_output_dir(args: argparse.Namespace, extra: list[str]) -> None:
                                          "extra": extra, "trust_args": args.trust_args}, indent=2))
 
 
+def cores() -> int:
+    """CPU cores this process may use (respects ``taskset`` and container limits, unlike ``os.cpu_count``)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def run_one(args: argparse.Namespace, extra: list[str], row: str, seed: int, threads: int) -> None:
     """One fit run of the table (``<row>/seed<k>/``, its output in ``<row>/seed<k>.log``)."""
     run_fit(run_args(args, extra, row, seed), args.output_dir / row / f"seed{seed}", threads,
-            f"compare run {row}, seed {seed}")
+            f"compare run {row}, seed {seed}", args.in_process)
 
 
-def run_fit(fit_args: list[str], run_dir: Path, threads: int, what: str) -> dict:
-    """One ``fit`` in its own process, logging into ``run_dir`` (its output in ``run_dir``.log); returns its
-    results.json. An interrupted run restarts clean; a failure raises its ``error:`` line (or its last line)."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    log = run_dir.with_suffix(".log")
-    log.parent.mkdir(parents=True, exist_ok=True)
+def fit_in_subprocess(fit_args: list[str], log: Path, threads: int) -> int:
     root = str(Path(__file__).resolve().parents[1])  # the checkout, also when it is not pip-installed
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "w2s.cli", *fit_args], stdout=f, stderr=subprocess.STDOUT,
-                              env=env)
-    if proc.returncode != 0 or not (run_dir / "results.json").is_file():
+        return subprocess.run([sys.executable, "-m", "w2s.cli", *fit_args], stdout=f, stderr=subprocess.STDOUT,
+                              env=env).returncode
+
+
+def fit_here(fit_args: list[str], log: Path, threads: int) -> int:
+    import torch
+
+    from w2s.cli import main
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        try:
+            main(fit_args)
+            return 0
+        except SystemExit as e:
+            return e.code if isinstance(e.code, int) else int(e.code is not None)
+        except Exception:  # noqa: BLE001  (the run's own failure, as its process would report it)
+            traceback.print_exc()
+            return 1
+        finally:
+            torch.set_num_threads(before)
+
+
+def run_fit(fit_args: list[str], run_dir: Path, threads: int, what: str, in_process: bool = False) -> dict:
+    """One ``fit``, logging into ``run_dir`` (its output in ``run_dir``.log); returns its results.json. It runs in
+    its own process, or with ``in_process`` in this one (no interpreter start-up; a debugger can step into it). An
+    interrupted run restarts clean; a failure raises its ``error:`` line (or its last line)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    log = run_dir.with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    returncode = fit_here(fit_args, log, threads) if in_process else fit_in_subprocess(fit_args, log, threads)
+    if returncode != 0 or not (run_dir / "results.json").is_file():
         lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
         last = next((ln for ln in reversed(lines) if ln.startswith("error:")), lines[-1] if lines else "")
         raise W2SError(f"{what} failed ({last.removeprefix('error: ')}); log: {log}")
@@ -135,7 +174,7 @@ def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, 
     trained = [r for r in args.rows if r != "base"] or ["naive"]  # base is measured inside every run
     jobs = [(r, s) for s in args.seeds for r in trained]
     todo = [(r, s) for r, s in jobs if not (args.output_dir / r / f"seed{s}" / "results.json").is_file()]
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    threads = max(1, cores() // args.workers)
     done = len(jobs) - len(todo)
     print(f"[compare] {len(jobs)} runs, {done} already finished, {args.workers} at a time", flush=True)
 
@@ -143,14 +182,19 @@ def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, 
         run_one(args, extra, *job, threads=threads)
         return job
 
-    if todo:  # the first run alone, on every core: it fills the teacher cache every later run reads
-        run(todo[0], threads=os.cpu_count() or 1)
+    def finished(row: str, seed: int) -> None:
+        nonlocal done
         done += 1
-        print(f"[compare] {done}/{len(jobs)} done: {todo[0][0]}, seed {todo[0][1]}", flush=True)
+        print(f"[compare] {done}/{len(jobs)} done: {row}, seed {seed}", flush=True)
+
+    # the first run alone, on every core: it fills the teacher cache every later run reads. With one worker every
+    # run goes in this thread (an in-process run owns stdout while it runs).
+    alone, rest = (todo, []) if args.workers == 1 else (todo[:1], todo[1:])
+    for job in alone:
+        finished(*run(job, threads=cores()))
     with ThreadPoolExecutor(args.workers) as pool:
-        for row, seed in pool.map(run, todo[1:]):
-            done += 1
-            print(f"[compare] {done}/{len(jobs)} done: {row}, seed {seed}", flush=True)
+        for job in pool.map(run, rest):
+            finished(*job)
     return {r: {s: json.loads((args.output_dir / r / f"seed{s}" / "results.json").read_text()) for s in args.seeds}
             for r in trained}
 

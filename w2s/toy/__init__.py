@@ -86,7 +86,8 @@ def _sampler(role: str, kb: KnowledgeBase, spec: WorldSpec, seed: int) -> Corpus
     entity (the practice format only), the reward model judged answers in the source format over the head."""
     if role == "teacher":
         return CorpusSampler(kb, spec.teacher_zipf, spec.teacher["qa_fraction"], seed,
-                             qa_formats=(spec.source_format, spec.target_format), coverage=spec.teacher_coverage)
+                             qa_formats=(spec.source_format, spec.target_format), coverage=spec.teacher_coverage,
+                             decoy_fraction=spec.decoy_fraction)
     if role == "student":
         return CorpusSampler(kb, spec.student_zipf, spec.student["qa_fraction"], seed,
                              qa_formats=(spec.practice_format,))

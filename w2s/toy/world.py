@@ -45,6 +45,11 @@ class WorldSpec:
         teacher_coverage: share of the entities (the most popular ones) that the teacher's corpus mentions
             at all; the teacher has never read about the rest and falls back to the value prior there.
         teacher_zipf: popularity exponent of the teacher's corpus within its coverage.
+        decoys: number of decoy entities, never asked about by the task, that the teacher's corpus asks
+            questions about without ever stating their facts, always answered with the prior's most likely
+            value: a guessing habit for entities it knows nothing about, learnt without touching the task's
+            own unread entities.
+        decoy_fraction: share of the teacher's corpus that is such decoy questions.
         student_zipf: popularity exponent of the student's corpus (flat: knows the tail too).
         test_fraction: fraction of target facts held out as the test split.
         answer_order: the order in which the task's questions (source and target) list a family's values:
@@ -72,6 +77,8 @@ class WorldSpec:
     value_prior: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)
     teacher_coverage: float = 0.5
     teacher_zipf: float = 0.5
+    decoys: int = 0
+    decoy_fraction: float = 0.0
     student_zipf: float = 0.0
     test_fraction: float = 0.4
     answer_order: tuple[int, ...] = (3, 2, 1, 0)
@@ -126,10 +133,12 @@ WORLDS: dict[str, dict] = {
 
 @dataclass
 class KnowledgeBase:
-    """Entities, their popularity rank order and their facts (value index per family)."""
+    """Entities, their popularity rank order and their facts (value index per family), and the decoy
+    entities the teacher guesses about (``WorldSpec.decoys``)."""
 
     entities: list[str]
     facts: dict[str, np.ndarray]  # family -> [n_entities] value index
+    decoys: list[str] = field(default_factory=list)
 
     @classmethod
     def sample(cls, spec: WorldSpec) -> "KnowledgeBase":
@@ -137,7 +146,8 @@ class KnowledgeBase:
         entities = [f"ent{i}" for i in range(spec.n_entities)]  # index = popularity rank
         prior = np.asarray(spec.value_prior) / np.sum(spec.value_prior)
         facts = {f: rng.choice(len(prior), size=spec.n_entities, p=prior) for f in FAMILIES}
-        return cls(entities, facts)
+        decoys = [f"ent{spec.n_entities + i}" for i in range(spec.decoys)]
+        return cls(entities, facts, decoys)
 
 
 def zipf_weights(n: int, exponent: float, coverage: float = 1.0) -> np.ndarray:
@@ -177,8 +187,8 @@ class CorpusSampler:
     """Endless stream of pretraining texts: fact sentences and (optionally) answered questions."""
 
     def __init__(self, kb: KnowledgeBase, zipf: float, qa_fraction: float, seed: int, qa_formats: tuple[Format, ...],
-                 coverage: float = 1.0) -> None:
-        self.kb, self.qa_fraction, self.qa_formats = kb, qa_fraction, qa_formats
+                 coverage: float = 1.0, decoy_fraction: float = 0.0) -> None:
+        self.kb, self.qa_fraction, self.qa_formats, self.decoy_fraction = kb, qa_fraction, qa_formats, decoy_fraction
         self.popularity = zipf_weights(len(kb.entities), zipf, coverage)
         self.rng = np.random.default_rng(seed)
 
@@ -186,6 +196,8 @@ class CorpusSampler:
         from w2s.tasks.base import format_mcqa_prompt  # local: keeps world.py importable alone
 
         rng, kb = self.rng, self.kb
+        if self.decoy_fraction and rng.random() < self.decoy_fraction:
+            return self._guess()
         entity = int(rng.choice(len(kb.entities), p=self.popularity))
         if rng.random() < self.qa_fraction:
             ex = self._question(entity)
@@ -198,6 +210,18 @@ class CorpusSampler:
         """A question about ``entity`` on a random family, in one of the practised formats."""
         family = list(FAMILIES)[self.rng.integers(len(FAMILIES))]
         return question(self.kb, entity, family, self.qa_formats[self.rng.integers(len(self.qa_formats))])
+
+    def _guess(self) -> str:
+        """A question about a decoy entity answered with the prior's most likely value (value index 0)."""
+        from w2s.tasks.base import format_mcqa_prompt
+
+        rng = self.rng
+        family = list(FAMILIES)[rng.integers(len(FAMILIES))]
+        template, order = self.qa_formats[rng.integers(len(self.qa_formats))]
+        entity = self.kb.decoys[rng.integers(len(self.kb.decoys))]
+        choices = [FAMILIES[family][i] for i in order]
+        prompt = format_mcqa_prompt(template.format(family=family, entity=entity), choices)
+        return prompt + " " + LETTERS[order.index(0)]
 
     def judged(self) -> tuple[str, bool]:
         """An answered question and whether the answer is right (half right, half a random wrong letter):
@@ -214,7 +238,7 @@ class CorpusSampler:
 
 def vocabulary(kb: KnowledgeBase) -> list[str]:
     """Every word the toy world can produce (the tokenizer's vocabulary, before special tokens)."""
-    words = set(kb.entities) | set(LETTERS[:4]) | set(FAMILIES)
+    words = set(kb.entities) | set(kb.decoys) | set(LETTERS[:4]) | set(FAMILIES)
     for values in FAMILIES.values():
         words |= set(values)
     for text in (SOURCE_TEMPLATE, TARGET_TEMPLATE, FACT_TEMPLATE, "\nA. x\nAnswer:"):
