@@ -53,7 +53,7 @@ class ArithmeticSpec:
     op_weights: tuple[float, ...] = (0.425, 0.425, 0.15)
     student_misconception: float = 0.3
     student_boxed: float = 0.3
-    teacher: dict = field(default_factory=lambda: dict(hidden=64, layers=2, steps=2500, lr=3e-3))
+    teacher: dict = field(default_factory=lambda: dict(hidden=96, layers=2, steps=3000, lr=3e-3))
     student: dict = field(default_factory=lambda: dict(hidden=128, layers=3, steps=2500, lr=3e-3))
     min_skill: float = 0.8
 
