@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import subprocess
@@ -64,7 +63,7 @@ class CliResult:
 def run_cli(*args: str, cwd: Path) -> CliResult:
     """``main.py``'s command line in this process: the same code path as ``run_main`` without a new interpreter's
     ~10 s of imports. Each test file keeps at least one ``run_main`` run, as a user would start it."""
-    from w2s.cli import main
+    from w2s.cli import run_here
 
     cwd.mkdir(parents=True, exist_ok=True)
     out, err = io.StringIO(), io.StringIO()
@@ -72,12 +71,7 @@ def run_cli(*args: str, cwd: Path) -> CliResult:
     os.chdir(cwd)
     sys.argv = ["main.py"]
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(list(args))
-                code = 0
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        code = run_here(list(args), out, err)
     finally:
         os.chdir(old_cwd)
         sys.argv = old_argv

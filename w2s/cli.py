@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -208,6 +209,17 @@ def main(args: list[str] | None = None) -> None:
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_here(args: list[str], out: TextIO, err: TextIO) -> int:
+    """``main(args)`` in this process, its output written to ``out`` / ``err``; returns the exit status its own
+    process would have had (an exception other than SystemExit propagates)."""
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            return 0
+        except SystemExit as e:
+            return e.code if isinstance(e.code, int) else int(e.code is not None)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ written as table.md, table.csv and results.json and printed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -79,9 +78,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     args.output_dir = args.output_dir or Path("runs") / "compare" / args.config.stem
     if args.in_process and args.workers not in (None, 1):
         parser.error("--in_process runs one fit at a time; drop --workers")
-    if args.workers is None and args.in_process:
+    if args.in_process:
         args.workers = 1
-    if args.workers is None:
+    elif args.workers is None:
         on_cpu = (yaml.safe_load(args.config.read_text()) or {}).get("trainer", {}).get("accelerator") == "cpu"
         args.workers = 2 if on_cpu and cores() >= 2 and "--trainer.accelerator" not in extra else 1
     if args.workers < 1:
@@ -137,18 +136,15 @@ def fit_in_subprocess(fit_args: list[str], log: Path, threads: int) -> int:
 def fit_here(fit_args: list[str], log: Path, threads: int) -> int:
     import torch
 
-    from w2s.cli import main
+    from w2s.cli import run_here
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+    with open(log, "w") as f:
         try:
-            main(fit_args)
-            return 0
-        except SystemExit as e:
-            return e.code if isinstance(e.code, int) else int(e.code is not None)
+            return run_here(fit_args, f, f)
         except Exception:  # noqa: BLE001  (the run's own failure, as its process would report it)
-            traceback.print_exc()
+            traceback.print_exc(file=f)
             return 1
         finally:
             torch.set_num_threads(before)
