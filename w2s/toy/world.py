@@ -121,7 +121,7 @@ class WorldSpec:
 # law and shorter training leave the teacher visibly unsure off its head, so output-layer confidence ranks its
 # weak labels as well as hidden states do (docs/toy-world-log.md has the numbers).
 WORLDS: dict[str, dict] = {
-    "confident": {},
+    "confident": {"decoys": 100, "decoy_fraction": 0.1},
     # three student sizes for the weak-to-strong chain (configs/toy_chain.yaml): student_s → student → student_l;
     # source questions in the target's template, so that a trained student's source outputs stay meaningful
     "chain": {"extra_students": {"student_s": dict(hidden=128, layers=2, steps=2500, lr=1e-2, qa_fraction=0.25),
