@@ -114,12 +114,13 @@ class WorldSpec:
 
 
 # Named worlds. "confident" (the default) has the property the paper's claim rests on: the teacher has read
-# about its covered entities almost evenly (flat popularity, long training), so it answers every question,
-# including many about entities it has never read about, with near-certainty (how many depends on the world seed:
-# docs/toy-world-log.md); its output distribution hides much of the difference, while its hidden states (the mean
-# over the prompt, where the entity's never-trained embedding sits) still show how familiar the entity is. "plain" is the world without that property: a steep popularity
-# law and shorter training leave the teacher visibly unsure off its head, so output-layer confidence ranks its
-# weak labels as well as hidden states do (docs/toy-world-log.md has the numbers).
+# about its covered entities almost evenly (flat popularity, long training), and a tenth of its corpus asks about
+# decoy entities it is never told about, answered with the prior's most likely value, so it learns to answer what
+# it does not know with near-certainty; its output distribution hides much of the difference, while its hidden
+# states (the mean over the prompt, where an unread entity's never-trained embedding sits) still show how
+# familiar the entity is (docs/toy-world-log.md has the numbers per world seed). "plain" is the world without
+# that property: a steep popularity law and shorter training leave the teacher visibly unsure off its head, so
+# output-layer confidence ranks its weak labels as well as hidden states do.
 WORLDS: dict[str, dict] = {
     "confident": {"decoys": 100, "decoy_fraction": 0.1},
     # three student sizes for the weak-to-strong chain (configs/toy_chain.yaml): student_s → student → student_l;
