@@ -9,6 +9,7 @@ import chess
 import datasets
 import numpy as np
 import pytest
+import yaml
 from conftest import ROOT, run_main
 
 from w2s.tasks import Chess
@@ -57,8 +58,10 @@ def test_toy_chess_config_runs_the_protocol_across_interfaces(tiny_chess_world, 
                     "--trainer.max_steps", "2", "--trainer.enable_progress_bar", "false", "--data.batch_size", "4",
                     cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "runs" / "toy_chess_ood_domain" / "version_0" / "results.json").read_text())
-    assert results["selection"]["n"] == round(0.35 * 28)
+    run_dir = tmp_path / "runs" / "toy_chess_ood_domain" / "version_0"
+    results = json.loads((run_dir / "results.json").read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())  # the resolved config saved beside the run
+    assert results["selection"]["n"] == round(config["data"]["selection"]["init_args"]["fraction"] * 28)
     assert 0.0 < results["teacher"]["accuracy"]["source"] < 1.0  # the trust function had both kinds to learn
     unparsed = results["teacher"]["unparsed"]
     assert unparsed["source"] < 20 and 0 <= unparsed["target"] <= 28  # the source's letters parse
