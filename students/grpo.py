@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
 from students.lora import LoRAStudent, lora_model
+from w2s.batching import prompt_batch
 from w2s.errors import W2SError
 from w2s.models import load_tokenizer
 
@@ -79,11 +81,11 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
 class GRPOStudent(LoRAStudent):
     """A causal LM with a LoRA adapter trained by GRPO on prompts whose trusted weak label is the target.
 
-    Each training batch holds left-padded ``prompt_ids`` / ``prompt_mask`` and the ``weak_labels`` (strings) the
-    data module serves. For every prompt, ``num_generations``
-    completions are sampled at ``temperature``; a completion's reward is ``reward_fn(completion, label)``, by
-    default the task's ``reward`` (its answer is right for the label: ``task.is_correct``) plus ``format_reward``
-    when it parses at all. The rollout is used for ``num_iterations`` updates (the clipped ratio matters from
+    Each training batch (``w2s.batching.prompt_batch``) holds left-padded ``prompt_ids`` / ``prompt_mask``, the
+    trusted ``labels`` (strings) and their ``examples``. For every prompt, ``num_generations`` completions are
+    sampled at ``temperature``; a completion's reward is ``reward_fn(completion, label)``, by default the task's
+    ``reward`` (its answer is right for the label in its example's context: ``task.judge``) plus
+    ``format_reward`` when it parses at all. The rollout is used for ``num_iterations`` updates (the clipped ratio matters from
     the second on); ``beta > 0`` adds the KL penalty to the reference policy, which is the same model with the
     adapter disabled (no second copy). Gradients accumulate over ``accumulate`` batches per optimizer step.
 
@@ -105,6 +107,8 @@ class GRPOStudent(LoRAStudent):
         trust_remote_code: allow code shipped with the checkpoint to run (off by default).
         gradient_checkpointing: recompute activations in the backward pass (less memory, slower).
     """
+
+    train_batch = staticmethod(prompt_batch)
 
     def __init__(
         self,
@@ -142,18 +146,20 @@ class GRPOStudent(LoRAStudent):
         self._calls = 0
 
     # ---- rollouts -------------------------------------------------------------------------------------------
-    def _reward(self, completion: str, label: str) -> tuple[float, float]:
-        """The completion's reward, and whether its answer agrees with the label (``grpo/accuracy``)."""
+    def _reward(self, completion: str, label: str, example: dict) -> tuple[float, float]:
+        """The completion's reward, and whether its answer agrees with the label (``grpo/accuracy``); both read
+        the completion in its example's context (a chess move in SAN needs the position)."""
         if self.reward_fn is not None:
             reward = float(self.reward_fn(completion, label))
             return reward, reward
         task = self.trainer.datamodule.task
-        formatted = self.hparams.format_reward if task.parse(completion) is not None else 0.0
-        agree = task.reward(completion, label)
+        formatted = self.hparams.format_reward if task.parse(completion, example) is not None else 0.0
+        agree = task.reward(completion, label, example)
         return agree + formatted, agree
 
     @torch.no_grad()
-    def rollout(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, labels: list[str]) -> dict:
+    def rollout(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, labels: list[str],
+                examples: list[dict]) -> dict:
         """Sample G completions per (left-padded) prompt; their tokens, masks, rewards, advantages and old/ref
         log-probs."""
         g, hp = self.hparams.num_generations, self.hparams
@@ -170,7 +176,8 @@ class GRPOStudent(LoRAStudent):
         attention = torch.cat([prompt_mask.repeat_interleave(g, 0), mask], 1)
         texts = self.tokenizer.batch_decode(completions * mask + self.tokenizer.pad_token_id * (1 - mask),
                                             skip_special_tokens=True)
-        scored = torch.tensor([self._reward(t, labels[i // g]) for i, t in enumerate(texts)], device=self.device)
+        scored = torch.tensor([self._reward(t, labels[i // g], examples[i // g]) for i, t in enumerate(texts)],
+                              device=self.device)
         rewards = scored[:, 0]
         old, _ = completion_logprobs(self.model, sequences, attention, prompt_len, hp.temperature)
         ref = None
@@ -184,7 +191,7 @@ class GRPOStudent(LoRAStudent):
     # ---- updates --------------------------------------------------------------------------------------------
     def training_step(self, batch: dict, _) -> None:
         hp = self.hparams
-        data = self.rollout(batch["prompt_ids"], batch["prompt_mask"], batch["weak_labels"])
+        data = self.rollout(batch["prompt_ids"], batch["prompt_mask"], batch["labels"], batch["examples"])
         opt = self.optimizers()
         for _ in range(hp.num_iterations):
             logps, entropy = completion_logprobs(self.model, data["sequences"], data["attention"],
@@ -198,7 +205,7 @@ class GRPOStudent(LoRAStudent):
                     self.clip_gradients(opt, gradient_clip_val=hp.max_grad_norm, gradient_clip_algorithm="norm")
                 opt.step()
                 opt.zero_grad()
-        n, mask = len(batch["weak_labels"]), data["mask"].float()
+        n, mask = len(batch["labels"]), data["mask"].float()
         self.log_dict({
             "grpo/loss": loss.detach(), "grpo/reward_mean": data["rewards"].mean(),
             "grpo/reward_std": data["rewards"].std(), "grpo/accuracy": data["agree"].mean(),

@@ -4,6 +4,7 @@ its evaluation."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, ClassVar
 
 import lightning as L
 import torch
@@ -32,11 +33,16 @@ class LoRAStudent(L.LightningModule):
     the adapter only, and accuracy on the target test split, logged by validation and test.
 
     Accuracy is the option with the highest answer-token logit for multiple-choice batches (``option_ids``), and
-    for free-form batches (math) the task's ``is_correct`` of the answer parsed from a greedy generation of up
-    to ``max_new_tokens`` tokens. When the split mixes benchmarks, each one's accuracy is logged too.
+    for free-form batches (math, chess moves) the task's ``judge`` of a greedy generation of up to
+    ``max_new_tokens`` tokens in its example's context. When the split mixes benchmarks, each one's accuracy is
+    logged too.
+
+    Attributes:
+        train_batch: how this student's training rows become a batch (``w2s.batching``): ``(rows, pad) -> batch``.
     """
 
     max_new_tokens: int = 256
+    train_batch: ClassVar[Callable[[list[dict], int], dict]]
 
     def __init__(self) -> None:
         super().__init__()
@@ -72,7 +78,8 @@ class LoRAStudent(L.LightningModule):
                                         do_sample=False, max_new_tokens=self.max_new_tokens,
                                         pad_token_id=self.tokenizer.pad_token_id)
         texts = self.tokenizer.batch_decode(sequences[:, batch["prompt_ids"].shape[1]:], skip_special_tokens=True)
-        return torch.tensor([float(task.is_correct(task.parse(t), gold)) for t, gold in zip(texts, batch["gold"])],
+        return torch.tensor([float(task.judge(t, ex, gold)) for t, ex, gold in zip(texts, batch["examples"],
+                                                                                   batch["gold"])],
                             device=self.device)
 
     def _log_accuracy(self, name: str, batch: dict, **kwargs) -> None:
@@ -80,7 +87,7 @@ class LoRAStudent(L.LightningModule):
         every benchmark at every step (weight 0 when absent), so that the epoch-end sync lines up under DDP."""
         correct = self._accuracy(batch)
         self.log(name, correct.mean(), batch_size=len(correct), sync_dist=True, **kwargs)  # the mean over ranks
-        groups = getattr(self.trainer.datamodule, "eval_groups", [])
+        groups = self.trainer.datamodule.eval_groups
         if len(groups) > 1:
             for g, group in enumerate(groups):
                 mask = batch["group"] == g

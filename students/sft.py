@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import torch
+
 from students.lora import LoRAStudent, lora_model
+from w2s.batching import sft_batch
 from w2s.models import load_tokenizer
 
 
@@ -28,6 +30,8 @@ class LoRASFTStudent(LoRAStudent):
             large students such as Qwen3-14B.
         max_new_tokens: generation length when evaluating a free-form (math) task.
     """
+
+    train_batch = staticmethod(sft_batch)
 
     def __init__(
         self,

@@ -1,4 +1,8 @@
-"""Trust functions: one module each over ``base.py``; importing this package registers them for the CLI."""
+"""Trust functions: one module each over ``base.py``; importing this package registers them for the CLI.
+
+``ROWS`` lists the rows ``compare`` can run, by each class's declared ``row`` key, in the table's order; a new
+trust function joins the table by declaring ``row`` and ``title`` and being added here.
+"""
 
 from trust_functions.base import TrustFunction
 from trust_functions.confidence import InternalConfidence
@@ -9,5 +13,9 @@ from trust_functions.probe import LinearProbe
 from trust_functions.reward_model import RewardModel
 from trust_functions.simple import GroundTruth, Naive, Random
 
-__all__ = ["Entropy", "GroundTruth", "ICLConfidence", "InternalConfidence", "LinearProbe", "Naive", "NeuralTrustFunction",
-           "Random", "RewardModel", "TrustFunction"]
+ROWS: dict[str, type[TrustFunction]] = {cls.row: cls for cls in (
+    Naive, Random, Entropy, InternalConfidence, ICLConfidence, RewardModel, LinearProbe, NeuralTrustFunction,
+    GroundTruth)}
+
+__all__ = ["ROWS", "Entropy", "GroundTruth", "ICLConfidence", "InternalConfidence", "LinearProbe", "Naive",
+           "NeuralTrustFunction", "Random", "RewardModel", "TrustFunction"]

@@ -3,32 +3,55 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from w2s.errors import W2SError
-from w2s.teacher import TeacherOutputs
+from w2s.outputs import TeacherOutputs
 
 
 class TrustFunction:
     """Scores how far each weak label can be trusted; higher = more trustworthy.
 
-    ``fit`` may use the source set's correctness, never the target's (the target view it gets has
-    ``correct=None``). ``score`` returns a ``[N]`` tensor of values in [0, 1].
+    ``prepare`` runs any extra teacher pass; ``fit`` may use the source set's correctness, never the target's (the
+    target view it gets has ``correct=None``); ``score`` returns a ``[N]`` tensor of values in [0, 1].
 
-    Class attributes:
-        keep_all: the row trains on the whole target set regardless of the selection (Naive, GroundTruth).
+    What the protocol and ``compare`` read from a trust function is declared here, with its default:
+
+    Attributes:
+        row: its row in ``compare`` (``--rows NAME``); ``None``: not a row of its own.
+        title: the row's label in the comparison table.
+        keep_all: the row trains on the whole target set regardless of the selection (Naive, GroundTruth), so
+            it ranks nothing: no AUC, ECE or Brier.
         uses_gold_labels: the student is trained on gold labels instead of weak labels (the ceiling).
+        reusable: :meth:`save` writes a file that the same class reloads (a chain's ``trust: reuse``).
+        source_val: metrics on held-out source examples, set by ``fit`` (empty when it holds none out).
     """
 
-    keep_all: bool = False
-    uses_gold_labels: bool = False
+    row: ClassVar[str | None] = None
+    title: ClassVar[str] = ""
+    keep_all: ClassVar[bool] = False
+    uses_gold_labels: ClassVar[bool] = False
+    reusable: ClassVar[bool] = False
+    source_val: Mapping[str, float] = MappingProxyType({})
+
+    def teacher_features(self) -> list[str]:
+        """Cached teacher states it reads besides the default ``hidden`` (the teacher caches them for it)."""
+        return []
+
+    def hub_models(self) -> list[str]:
+        """Models it loads by name (checked against the hub before a run starts)."""
+        return []
 
     def prepare(self, teacher, task, splits) -> None:
         """Run any extra teacher pass the trust function needs (e.g. few-shot prompts); default: none.
 
-        Called by the data module before :meth:`fit` with the ``Teacher``, the ``Task`` and its splits.
+        Called by the protocol before :meth:`fit` with the ``Teacher``, the ``Task`` and its splits.
         """
 
     def fit(self, source: TeacherOutputs) -> None:
@@ -36,6 +59,10 @@ class TrustFunction:
 
     def score(self, target: TeacherOutputs) -> torch.Tensor:
         raise NotImplementedError
+
+    def save(self, path: Path) -> None:
+        """Write the fitted trust function to ``path`` for reuse (only where ``reusable``)."""
+        raise W2SError(f"{self.name} cannot be saved for reuse; only reusable trust functions can")
 
     @property
     def name(self) -> str:

@@ -7,7 +7,7 @@ import torch
 
 from trust_functions.base import TrustFunction
 from w2s.tasks.base import LETTERS
-from w2s.teacher import TeacherOutputs
+from w2s.outputs import TeacherOutputs
 
 
 def option_probabilities(target: TeacherOutputs) -> torch.Tensor | None:
@@ -23,6 +23,8 @@ class InternalConfidence(TrustFunction):
     Multiple choice: the (renormalised) probability of the chosen option; an unparsed answer gets 0.
     Free-form answers: the geometric mean probability of the generated tokens.
     """
+
+    row, title = "iconf", "I-Confidence"
 
     def score(self, target: TeacherOutputs) -> torch.Tensor:
         probs = option_probabilities(target)

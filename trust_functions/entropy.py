@@ -7,7 +7,7 @@ import torch
 
 from trust_functions.base import TrustFunction
 from trust_functions.confidence import option_probabilities
-from w2s.teacher import TeacherOutputs
+from w2s.outputs import TeacherOutputs
 
 
 class Entropy(TrustFunction):
@@ -16,6 +16,8 @@ class Entropy(TrustFunction):
     Multiple choice: entropy over the options the example offers, divided by log K. Free-form answers: the mean entropy
     of the next-token distribution over the generated tokens, mapped through ``exp(-H)``.
     """
+
+    row, title = "entropy", "Entropy"
 
     def score(self, target: TeacherOutputs) -> torch.Tensor:
         probs = option_probabilities(target)

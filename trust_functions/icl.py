@@ -12,7 +12,7 @@ from trust_functions.base import TrustFunction
 from trust_functions.confidence import InternalConfidence
 from w2s.errors import W2SError
 from w2s.tasks.base import Task
-from w2s.teacher import Teacher, TeacherOutputs
+from w2s.outputs import TeacherOutputs
 
 
 class FewShot(Task):
@@ -20,11 +20,7 @@ class FewShot(Task):
 
     def __init__(self, task: Task, prefix: str) -> None:
         self._task, self._prefix = task, prefix
-
-    def __getattr__(self, name: str):  # options, option_token_ids, ... of the wrapped task
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._task, name)
+        self.chat_template = task.chat_template
 
     def prompt(self, example: dict) -> str:
         return self._prefix + self._task.prompt(example)
@@ -32,12 +28,14 @@ class FewShot(Task):
     def completion(self, label: str) -> str:
         return self._task.completion(label)
 
-    def parse(self, generation: str, example: dict | None = None) -> str | None:
+    def parse(self, generation: str, example: dict) -> str | None:
         return self._task.parse(generation, example)
 
-    @property
-    def chat_template(self) -> bool:
-        return self._task.chat_template
+    def options(self, example: dict) -> list[str]:
+        return self._task.options(example)
+
+    def option_token_ids(self, tokenizer, example: dict) -> list[int] | None:
+        return self._task.option_token_ids(tokenizer, example)
 
     def gold(self, example: dict) -> str:
         return self._task.gold(example)
@@ -62,6 +60,8 @@ class ICLConfidence(TrustFunction):
         separator: text between consecutive shots and before the question.
     """
 
+    row, title = "icl", "ICL + I-Confidence"
+
     def __init__(self, k: int = 4, seed: int = 0, separator: str = "\n\n") -> None:
         if k < 1:
             raise W2SError(f"ICLConfidence.k must be ≥ 1 (got {k})")
@@ -75,13 +75,13 @@ class ICLConfidence(TrustFunction):
         shots = [source[int(i)] for i in chosen]
         return "".join(task.prompt(s) + task.completion(task.gold(s)) + self.separator for s in shots)
 
-    def prepare(self, teacher: Teacher, task: Task, splits: datasets.DatasetDict) -> None:
+    def prepare(self, teacher, task: Task, splits: datasets.DatasetDict) -> None:
         few_shot = FewShot(task, self.shots_prefix(task, splits["source"]))
         self.outputs = teacher.label(few_shot, {"target": splits["target"]})["target"]
 
     def score(self, target: TeacherOutputs) -> torch.Tensor:
         if self.outputs is None:
-            raise RuntimeError("ICLConfidence.score called before prepare (the W2SDataModule calls it)")
+            raise RuntimeError("ICLConfidence.score called before prepare (the protocol calls it)")
         if list(self.outputs.ids) != list(target.ids):
             raise W2SError("ICLConfidence: the few-shot pass and the target set list different examples; "
                            "delete the teacher cache and rerun")

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from trust_functions.base import FeatureView, TrustFunction, split_source
 from w2s import metrics
 from w2s.errors import W2SError
-from w2s.teacher import TeacherOutputs
+from w2s.outputs import TeacherOutputs
 
 
 class SwiGLUBlock(nn.Module):
@@ -56,36 +53,6 @@ class NTFNetwork(nn.Module):
         return self.head(self.norm(self.blocks(self.proj(x)))).squeeze(-1)
 
 
-class NTFModule(L.LightningModule):
-    """Trains an :class:`NTFNetwork` with class-reweighted BCE and AdamW; validates by AUC."""
-
-    def __init__(self, network: NTFNetwork, pos_weight: float, lr: float, weight_decay: float) -> None:
-        super().__init__()
-        self.network, self.lr, self.weight_decay = network, lr, weight_decay
-        self.register_buffer("pos_weight", torch.tensor(pos_weight))
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.best_auc, self.best_state = -1.0, None  # model selection: the epoch with the best validation AUC
-
-    def training_step(self, batch, _):
-        x, y = batch
-        return F.binary_cross_entropy_with_logits(self.network(x), y, pos_weight=self.pos_weight)
-
-    def validation_step(self, batch, _):
-        x, y = batch
-        self._val.append((torch.sigmoid(self.network(x)), y))
-
-    def on_validation_epoch_end(self) -> None:
-        scores, labels = map(torch.cat, zip(*self._val))
-        self._val.clear()
-        value = metrics.auc(scores, labels)
-        self.log("val/auc", value)
-        if value > self.best_auc:
-            self.best_auc, self.best_state = value, copy.deepcopy(self.network.state_dict())
-
-    def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-
 class NeuralTrustFunction(TrustFunction):
     """The NTF: predicts whether a weak label is correct from the teacher's hidden state.
 
@@ -107,6 +74,9 @@ class NeuralTrustFunction(TrustFunction):
             there is reused as is (no training; its architecture and features come from the file, and ``fit``
             only measures it on this source set), e.g. generation 1's trust function in a weak-to-strong chain.
     """
+
+    row, title = "ntf", "NTF"
+    reusable = True
 
     def __init__(
         self,
@@ -131,6 +101,9 @@ class NeuralTrustFunction(TrustFunction):
         self.network: NTFNetwork | None = None
         self.source_val: dict[str, float] = {}
 
+    def teacher_features(self) -> list[str]:
+        return list(self.features or [])
+
     def fit(self, source: TeacherOutputs) -> None:
         if self.checkpoint is not None:
             return self._reuse(source)
@@ -140,20 +113,17 @@ class NeuralTrustFunction(TrustFunction):
             mean, std = x.moments(train)
             network.mean.copy_(mean)
             network.std.copy_(std.clamp(min=1e-6))
-        module = NTFModule(network, pos_weight, self.lr, self.weight_decay)
-        trainer = L.Trainer(max_epochs=self.max_epochs, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                            accelerator="cpu", devices=1)
-        trainer.fit(module, DataLoader(Batches(x, y, train, self.batch_size, shuffle=True), batch_size=None),
-                    DataLoader(Batches(x, y, val, 1024), batch_size=None))
-        network.load_state_dict(module.best_state)
+        from trust_functions.ntf_training import train_network  # Lightning loads only when an NTF trains
+
+        train_network(network, x, y, train, val, pos_weight, self.lr, self.weight_decay, self.max_epochs,
+                      self.batch_size)
         self.network = network.eval()
         self.source_val = metrics.trust_metrics(self._predict(x, val), y[val])
 
     def save(self, path: Path) -> None:
         """Write the fitted network, its architecture and features to ``path`` (atomically), for ``checkpoint``."""
         if self.network is None:
-            raise RuntimeError("NeuralTrustFunction.save called before fit")
+            raise W2SError("NeuralTrustFunction.save called before fit")
         arch = {k: getattr(self, k) for k in ("width", "depth", "expansion")}
         blob = {"format": "w2s-ntf/1", "d_in": int(self.network.proj.in_features), "architecture": arch,
                 "features": self.features, "state_dict": self.network.state_dict()}
@@ -196,27 +166,3 @@ class NeuralTrustFunction(TrustFunction):
         if self.network is None:
             raise RuntimeError("NeuralTrustFunction.score called before fit")
         return self._predict(FeatureView(target, self.features))
-
-
-class Batches(torch.utils.data.IterableDataset):
-    """Minibatches ``(x, y)`` of the rows at ``index``, read from the cache a block at a time (never the whole
-    matrix); with ``shuffle``, a fresh permutation per epoch drawn exactly as ``DataLoader(shuffle=True)`` draws
-    it from the global RNG, so batches do not depend on the block size."""
-
-    def __init__(self, x: FeatureView, y: torch.Tensor, index: torch.Tensor, batch_size: int,
-                 shuffle: bool = False, block_rows: int = 16384) -> None:
-        self.x, self.y, self.index, self.batch_size = x, y, index, batch_size
-        self.shuffle, self.block_rows = shuffle, block_rows - block_rows % batch_size or batch_size
-
-    def __len__(self) -> int:
-        return -(-len(self.index) // self.batch_size)
-
-    def __iter__(self):
-        index = self.index
-        if self.shuffle:  # RandomSampler's draw: a generator seeded from the global RNG, then randperm
-            generator = torch.Generator().manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
-            index = index[torch.randperm(len(index), generator=generator)]
-        for block, rows in self.x.blocks(index.numpy(), self.block_rows):
-            for start in range(0, len(block), self.batch_size):
-                yield rows[start : start + self.batch_size], self.y[block[start : start + self.batch_size]]
-

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from trust_functions.base import TrustFunction, feature_matrix, split_source
 from w2s import metrics
-from w2s.teacher import TeacherOutputs
+from w2s.outputs import TeacherOutputs
 
 
 class LinearProbe(TrustFunction):
@@ -23,11 +23,16 @@ class LinearProbe(TrustFunction):
         features: cached teacher states to read, as for ``NeuralTrustFunction``.
     """
 
+    row, title = "probe", "Linear probe"
+
     def __init__(self, l2: float = 1e-3, max_iter: int = 200, val_fraction: float = 0.2,
                  features: list[str] | None = None) -> None:
         self.l2, self.max_iter, self.val_fraction, self.features = l2, max_iter, val_fraction, features
         self.linear: torch.nn.Linear | None = None
         self.source_val: dict[str, float] = {}
+
+    def teacher_features(self) -> list[str]:
+        return list(self.features or [])
 
     def fit(self, source: TeacherOutputs) -> None:
         view, y, train, val, pos_weight = split_source(source, self.features, self.val_fraction)

@@ -10,9 +10,8 @@ from tqdm.auto import tqdm
 from trust_functions.base import TrustFunction, require_both_classes, stratified_split
 from w2s import metrics
 from w2s.errors import W2SError
-from w2s.models import load_reward_model, load_tokenizer
 from w2s.tasks.base import Task
-from w2s.teacher import TeacherOutputs
+from w2s.outputs import TeacherOutputs
 
 
 class RewardModel(TrustFunction):
@@ -35,6 +34,8 @@ class RewardModel(TrustFunction):
         trust_remote_code: allow the checkpoint's own code to run (off unless asked).
     """
 
+    row, title = "reward", "Reward model"
+
     def __init__(
         self,
         model: str = "toy:0/reward",
@@ -55,13 +56,16 @@ class RewardModel(TrustFunction):
         self.source_val: dict[str, float] = {}
         self._net = None
 
+    def hub_models(self) -> list[str]:
+        return [self.model]
+
     def prepare(self, teacher, task: Task, splits: datasets.DatasetDict) -> None:
         self._task, self._splits = task, splits
 
     def _texts_of(self, outputs: TeacherOutputs) -> list[str]:
         """Prompt + the teacher's own generation, for whichever split ``outputs`` covers (matched by ids)."""
         if not hasattr(self, "_splits"):
-            raise RuntimeError("RewardModel needs prepare() before fit/score (the W2SDataModule calls it)")
+            raise RuntimeError("RewardModel needs prepare() before fit/score (the protocol calls it)")
         for split in self._splits.values():
             if len(split) == len(outputs) and [str(i) for i in split["id"]] == list(outputs.ids):
                 return [self._task.prompt(ex) + gen for ex, gen in zip(split, outputs.generations)]
@@ -69,6 +73,8 @@ class RewardModel(TrustFunction):
 
     def _load(self):
         if self._net is None:
+            from w2s.models import load_reward_model, load_tokenizer  # transformers loads only when a model does
+
             self._tokenizer = load_tokenizer(self.model, self.trust_remote_code)
             self._net = load_reward_model(self.model, self.dtype, self.trust_remote_code)
             if self._net.config.pad_token_id is None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from trust_functions.base import TrustFunction
-from w2s.teacher import TeacherOutputs
+from w2s.outputs import TeacherOutputs
 
 
 class Naive(TrustFunction):
     """Trust every weak label: the student trains on the whole target set (the paper's Naive row)."""
 
+    row, title = "naive", "Naive (all weak labels)"
     keep_all = True
 
     def score(self, target: TeacherOutputs) -> torch.Tensor:
@@ -24,6 +25,8 @@ class Random(TrustFunction):
         seed: seed of the scores; ``None`` derives it from the run seed.
     """
 
+    row, title = "random", "Random n"
+
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed
 
@@ -35,6 +38,7 @@ class Random(TrustFunction):
 class GroundTruth(TrustFunction):
     """The ceiling: the student trains on the gold labels of the whole target set (evaluation only)."""
 
+    row, title = "gt", "Ground truth (ceiling)"
     keep_all = True
     uses_gold_labels = True
 

@@ -31,35 +31,27 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from jsonargparse.typing import import_object
 
-from w2s.cache import atomic_dir, atomic_write_text, is_complete, stable_hash
-from w2s.compare import cores, fmt, run_fit
+from w2s.cache import atomic_dir, atomic_write_text, is_complete
+from w2s.config import config_args, read_yaml, resolve_config
 from w2s.errors import W2SError
 from w2s.metrics import recovery
+from w2s.runs import command_parser, cores, fmt, logger_args, parse_command, run_fit, stamp_output_dir
 
 COLUMNS = ["teacher accuracy", "trust AUC", "purity@n", "n", "student accuracy", "ground truth", "recovery %"]
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        prog="main.py chain", description="Run a weak-to-strong chain: each student becomes the next teacher.",
-        epilog="Any other --key value pair (e.g. --trainer.max_steps 300) is passed to every fit run.")
-    parser.add_argument("--config", required=True, type=Path, help="a fit config with a chain: block")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seed_everything of each chain")
-    parser.add_argument("--output_dir", type=Path, default=None, help="default: runs/chain/<config name>")
-    parser.add_argument("--in_process", action="store_true",
-                        help="run every fit in this process (no interpreter start-up per run; a debugger can step "
-                             "into a run)")
-    args, extra = parser.parse_known_args(argv)
-    if not args.config.is_file():
-        parser.error(f"config file {args.config} does not exist")
-    args.output_dir = args.output_dir or Path("runs") / "chain" / args.config.stem
-    return args, extra
+    parser = command_parser("chain", "Run a weak-to-strong chain: each student becomes the next teacher.", [0],
+                            "a fit config with a chain: block")
+    return parse_command(parser, argv)
 
 
-def read_config(path: Path) -> tuple[dict, dict]:
-    """The fit config without its ``chain:`` block, and that block (checked)."""
-    config = yaml.safe_load(path.read_text()) or {}
+def read_config(path: Path, extra: list[str]) -> tuple[dict, dict, dict]:
+    """The fit config without its ``chain:`` block (a ``base:`` it names made absolute), that block (checked),
+    and the fit config resolved with the overrides ``extra``."""
+    config = read_yaml(path)
     chain = config.pop("chain", None)
     if not isinstance(chain, dict) or not chain.get("students"):
         raise W2SError(f"{path} has no chain: block with a students: list (one student model per generation)")
@@ -75,10 +67,11 @@ def read_config(path: Path) -> tuple[dict, dict]:
     trust = chain.get("trust", "refit")
     if trust not in ("refit", "reuse"):
         raise W2SError(f"chain.trust is {trust!r}; use refit (fit per generation) or reuse (generation 1's)")
-    trust_class = str((config.get("trust") or {}).get("class_path", ""))
-    if trust == "reuse" and not trust_class.endswith("NeuralTrustFunction"):
-        raise W2SError(f"chain.trust: reuse needs the config's trust function to be NeuralTrustFunction (it saves "
-                       f"and reloads its fitted network), not {trust_class or 'none'}")
+    resolved = resolve_config([*config_args(path, config), *extra])
+    trust_class = import_object(resolved["trust"]["class_path"])
+    if trust == "reuse" and not trust_class.reusable:
+        raise W2SError(f"chain.trust: reuse needs a trust function that saves and reloads its fitted state "
+                       f"(such as NeuralTrustFunction), not {trust_class.__name__}")
     if trust == "reuse" and features is not None:
         raise W2SError("chain.features and chain.trust: reuse do not go together: a reused trust function reads "
                        "generation 1's features")
@@ -86,22 +79,19 @@ def read_config(path: Path) -> tuple[dict, dict]:
     if unknown:
         raise W2SError(f"unknown chain option(s) {sorted(unknown)}; use students, fractions, ground_truth, "
                        "collapse_margin, trust, features")
+    if "base" in config:
+        config["base"] = str((path.parent / config["base"]).resolve())
     return config, {"students": students, "fractions": fractions, "ground_truth": chain.get("ground_truth", True),
                     "collapse_margin": float(chain.get("collapse_margin", 0.1)), "trust": trust,
-                    "features": features}
+                    "features": features}, resolved
 
 
-def trust_overrides(fit_config: dict, chain: dict, k: int, first: Path) -> list[str]:
-    """The ``fit`` arguments that set generation ``k``'s trust function: its features, or generation 1's
-    fitted network (``first``: generation 1's run directory) when reused."""
+def trust_overrides(chain: dict, k: int, first: Path) -> list[str]:
+    """The ``fit`` arguments that set generation ``k``'s trust function: its features (the teacher caches what
+    it reads), or generation 1's fitted network (``first``: generation 1's run directory) when reused."""
     if chain["trust"] == "reuse" and k > 1:
         return ["--trust.init_args.checkpoint", str(first / "trust" / "trust_function.pt")]
-    if not chain["features"]:
-        return []
-    features = chain["features"][k - 1]
-    cached = (fit_config.get("data") or {}).get("teacher", {}).get("features") or []
-    extra = sorted(set(cached) | {f for f in features if f != "hidden"})
-    return ["--trust.init_args.features", json.dumps(features), "--data.teacher.features", json.dumps(extra)]
+    return ["--trust.init_args.features", json.dumps(chain["features"][k - 1])] if chain["features"] else []
 
 
 def merge_student(student: str, adapter: Path, target: Path) -> Path:
@@ -127,10 +117,7 @@ def run_generation(fit_config: Path, extra: list[str], seed: int, gen_dir: Path,
         args = ["fit", "--config", str(fit_config), *trust, "--seed_everything", str(seed),
                 "--data.teacher.model", teacher, "--model.model", student,
                 *(["--data.selection.fraction", str(fraction)] if fraction is not None else []),
-                "--trainer.logger.class_path", "lightning.pytorch.loggers.TensorBoardLogger",
-                "--trainer.logger.init_args.save_dir", str(gen_dir), "--trainer.logger.init_args.name", "",
-                "--trainer.logger.init_args.version", name, "--trainer.logger.init_args.default_hp_metric", "false",
-                *extra]
+                *logger_args(gen_dir, "", name), *extra]
         done = gen_dir / name / "results.json"
         if done.is_file():
             return json.loads(done.read_text())
@@ -196,21 +183,14 @@ def log_generations(out: Path, table: dict[int, list[dict]]) -> None:
 def main(argv: list[str]) -> None:
     """Entry point of ``main.py chain``."""
     args, extra = parse_args(argv)
-    fit_config, chain = read_config(args.config)
+    if any(a.startswith("--data.teacher.model") for a in extra):
+        raise W2SError("the chain sets each generation's teacher itself; set generation 1's in the config")
+    fit_config, chain, resolved = read_config(args.config, extra)
     out = args.output_dir
-    setting = {"config": fit_config, "chain": chain, "extra": extra}
-    stamp = out / "chain.json"
-    if stamp.is_file() and json.loads(stamp.read_text())["hash"] != stable_hash(setting):
-        raise W2SError(f"{out} holds a chain with a different config or overrides; give another --output_dir "
-                       "(or delete that directory) to start afresh")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, json.dumps({"hash": stable_hash(setting), "config": str(args.config)}, indent=2))
+    stamp_output_dir(out, "chain.json", {"config": fit_config, "chain": chain, "extra": extra}, "chain")
     config_path = out / "fit.yaml"  # the fit config the generations share (the chain: block removed)
     atomic_write_text(config_path, yaml.safe_dump(fit_config, sort_keys=False))
-    teacher0 = (fit_config.get("data") or {}).get("teacher", {}).get("model")
-    override = [a for a in extra if a.startswith("--data.teacher.model")]
-    if override:
-        raise W2SError("the chain sets each generation's teacher itself; set generation 1's in the config")
+    teacher0 = resolved["data"]["teacher"]["init_args"]["model"]
 
     report: dict = {"config": str(args.config), "chain": chain, "seeds": args.seeds, "generations": {}}
     table: dict[int, list[dict]] = {}
@@ -218,7 +198,7 @@ def main(argv: list[str]) -> None:
         teacher, rows, gens = teacher0, [], []
         for k, student in enumerate(chain["students"], 1):
             fraction = chain["fractions"][k - 1] if chain["fractions"] else None
-            trust_args = trust_overrides(fit_config, chain, k, out / f"seed{seed}" / "gen1")
+            trust_args = trust_overrides(chain, k, out / f"seed{seed}" / "gen1")
             gen = run_generation(config_path, extra, seed, out / f"seed{seed}" / f"gen{k}", teacher, student,
                                  fraction, chain["ground_truth"], f"seed {seed}, generation {k}", trust_args,
                                  args.in_process)

@@ -13,51 +13,41 @@ import argparse
 import csv
 import io
 import json
-import os
-import shutil
-import subprocess
 import sys
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
+from jsonargparse.typing import import_object
 
-from w2s.cache import atomic_write_text, stable_hash
+from trust_functions import ROWS
+from trust_functions.base import TrustFunction
+from w2s.cache import atomic_write_text
+from w2s.config import resolve_config
 from w2s.errors import W2SError
 from w2s.metrics import recovery
+from w2s.runs import (command_parser, cores, fmt, json_safe, logger_args, parse_command, run_fit,
+                      stamp_output_dir)
 
-# row name -> (table label, trust function; None = the config's own trust function, the method under test)
-ROWS: dict[str, tuple[str, str | None]] = {
-    "base": ("Base student (no training)", None),
-    "naive": ("Naive (all weak labels)", "Naive"),
-    "random": ("Random n", "Random"),
-    "entropy": ("Entropy", "Entropy"),
-    "iconf": ("I-Confidence", "InternalConfidence"),
-    "icl": ("ICL + I-Confidence", "ICLConfidence"),
-    "reward": ("Reward model", "RewardModel"),
-    "probe": ("Linear probe", "LinearProbe"),
-    "ntf": ("NTF (config's trust function)", None),
-    "gt": ("Ground truth (ceiling)", "GroundTruth"),
-}
+BASE = "base"  # the student before training: measured inside every run, not a run of its own
 COLUMNS = ["row", "trust AUC", "ECE", "Brier", "purity@n", "n", "student accuracy", "recovery %"]
 
 
+def table_rows(own: type[TrustFunction]) -> dict[str, type[TrustFunction]]:
+    """The rows a compare can run: every registered trust function, and the config's own when it declares a row
+    of its own (a trust function of yours joins the table by declaring ``row`` and ``title``)."""
+    return {**ROWS, **({own.row: own} if own.row and own.row not in ROWS else {})}
+
+
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        prog="main.py compare", description="Run the comparison table (rows × seeds) of one config.",
-        epilog="Any other --key value pair (e.g. --trainer.max_steps 300) is passed to every fit run.")
-    parser.add_argument("--config", required=True, type=Path, help="the fit config (e.g. configs/toy.yaml)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seed_everything of each run")
-    parser.add_argument("--rows", nargs="*", default=list(ROWS), help=f"rows to run, from: {' '.join(ROWS)}")
-    parser.add_argument("--output_dir", type=Path, default=None, help="default: runs/compare/<config name>")
+    parser = command_parser("compare", "Run the comparison table (rows × seeds) of one config.", [0, 1, 2],
+                            "the fit config (e.g. configs/toy.yaml)")
+    parser.add_argument("--rows", nargs="*", default=None,
+                        help=f"rows to run (default: all): {BASE} {' '.join(ROWS)} and the config's own trust "
+                             "function's row")
     parser.add_argument("--workers", type=int, default=None,
                         help="runs in parallel, each in its own process with cores/workers threads (default: "
                              "2 when the config trains on CPU and the machine has ≥ 2 cores, else 1)")
-    parser.add_argument("--in_process", action="store_true",
-                        help="run every fit in this process, one after another (no interpreter start-up per run; "
-                             "a debugger can step into a run)")
     parser.add_argument("--trust_args", type=json.loads, default={},
                         help='init_args per row as JSON, e.g. \'{"reward": {"model": "org/rm"}}\'')
     parser.add_argument("--sweep_features", nargs="*", default=None,
@@ -69,53 +59,36 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--sweep_group", default=None,
                         help="example field whose values are held out one at a time for the sweep's source "
                              "validation (e.g. family, subject); default: the trust function's random split")
-    args, extra = parser.parse_known_args(argv)
-    unknown = [r for r in args.rows if r not in ROWS]
+    args, extra = parse_command(parser, argv)
+    args.resolved = resolve_config(["--config", str(args.config), *extra])
+    args.own = import_object(args.resolved["trust"]["class_path"])
+    args.table = table_rows(args.own)
+    args.titles = {BASE: "Base student (no training)", **{r: c.title or c.__name__ for r, c in args.table.items()}}
+    args.rows = [BASE, *args.table] if args.rows is None else args.rows
+    unknown = [r for r in args.rows if r != BASE and r not in args.table]
     if unknown:
-        parser.error(f"unknown row(s) {unknown}; choose from {' '.join(ROWS)}")
-    if not args.config.is_file():
-        parser.error(f"config file {args.config} does not exist")
-    args.output_dir = args.output_dir or Path("runs") / "compare" / args.config.stem
+        parser.error(f"unknown row(s) {unknown}; choose from {BASE} {' '.join(args.table)}")
     if args.in_process and args.workers not in (None, 1):
         parser.error("--in_process runs one fit at a time; drop --workers")
     if args.in_process:
         args.workers = 1
     elif args.workers is None:
-        on_cpu = (yaml.safe_load(args.config.read_text()) or {}).get("trainer", {}).get("accelerator") == "cpu"
-        args.workers = 2 if on_cpu and cores() >= 2 and "--trainer.accelerator" not in extra else 1
+        on_cpu = args.resolved["trainer"].get("accelerator") == "cpu"
+        args.workers = 2 if on_cpu and cores() >= 2 else 1
     if args.workers < 1:
         parser.error("--workers must be ≥ 1")
     return args, extra
 
 
 def run_args(args: argparse.Namespace, extra: list[str], row: str, seed: int) -> list[str]:
-    """The ``fit`` command line of one row and seed."""
-    trust = ROWS[row][1]
+    """The ``fit`` command line of one row and seed: the config, its trust function swapped for the row's (the
+    config's own trust function keeps its settings), the row's init_args, the seed and where it logs."""
+    cls = args.table[row]
+    trust = [] if cls is args.own else ["--trust", cls.__name__]
     init = [f"--trust.init_args.{k}={v if isinstance(v, str) else json.dumps(v)}"
             for k, v in args.trust_args.get(row, {}).items()]
-    return ["fit", "--config", str(args.config), *(["--trust", trust] if trust else []), *init,
-            "--seed_everything", str(seed),
-            "--trainer.logger.class_path", "lightning.pytorch.loggers.TensorBoardLogger",
-            "--trainer.logger.init_args.save_dir", str(args.output_dir),
-            "--trainer.logger.init_args.name", row, "--trainer.logger.init_args.version", f"seed{seed}",
-            "--trainer.logger.init_args.default_hp_metric", "false", *extra]
-
-
-def check_output_dir(args: argparse.Namespace, extra: list[str]) -> None:
-    """Refuse to mix results of different settings in one output directory (resuming needs the same ones)."""
-    setting = {"config": args.config.read_text(), "extra": extra, "trust_args": args.trust_args}
-    stamp = args.output_dir / "compare.json"
-    if stamp.is_file() and json.loads(stamp.read_text())["hash"] != stable_hash(setting):
-        raise W2SError(f"{args.output_dir} holds a compare run with a different config or overrides; "
-                       "give another --output_dir (or delete that directory) to start afresh")
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, json.dumps({"hash": stable_hash(setting), "config": str(args.config),
-                                         "extra": extra, "trust_args": args.trust_args}, indent=2))
-
-
-def cores() -> int:
-    """CPU cores this process may use (respects ``taskset`` and container limits, unlike ``os.cpu_count``)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ["fit", "--config", str(args.config), *trust, *init, "--seed_everything", str(seed),
+            *logger_args(args.output_dir, row, f"seed{seed}"), *extra]
 
 
 def run_one(args: argparse.Namespace, extra: list[str], row: str, seed: int, threads: int) -> None:
@@ -124,50 +97,9 @@ def run_one(args: argparse.Namespace, extra: list[str], row: str, seed: int, thr
             f"compare run {row}, seed {seed}", args.in_process)
 
 
-def fit_in_subprocess(fit_args: list[str], log: Path, threads: int) -> int:
-    root = str(Path(__file__).resolve().parents[1])  # the checkout, also when it is not pip-installed
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    with open(log, "w") as f:
-        return subprocess.run([sys.executable, "-m", "w2s.cli", *fit_args], stdout=f, stderr=subprocess.STDOUT,
-                              env=env).returncode
-
-
-def fit_here(fit_args: list[str], log: Path, threads: int) -> int:
-    import torch
-
-    from w2s.cli import run_here
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    with open(log, "w") as f:
-        try:
-            return run_here(fit_args, f, f)
-        except Exception:  # noqa: BLE001  (the run's own failure, as its process would report it)
-            traceback.print_exc(file=f)
-            return 1
-        finally:
-            torch.set_num_threads(before)
-
-
-def run_fit(fit_args: list[str], run_dir: Path, threads: int, what: str, in_process: bool = False) -> dict:
-    """One ``fit``, logging into ``run_dir`` (its output in ``run_dir``.log); returns its results.json. It runs in
-    its own process, or with ``in_process`` in this one (no interpreter start-up; a debugger can step into it). An
-    interrupted run restarts clean; a failure raises its ``error:`` line (or its last line)."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    log = run_dir.with_suffix(".log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    returncode = fit_here(fit_args, log, threads) if in_process else fit_in_subprocess(fit_args, log, threads)
-    if returncode != 0 or not (run_dir / "results.json").is_file():
-        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
-        last = next((ln for ln in reversed(lines) if ln.startswith("error:")), lines[-1] if lines else "")
-        raise W2SError(f"{what} failed ({last.removeprefix('error: ')}); log: {log}")
-    return json.loads((run_dir / "results.json").read_text())
-
-
 def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, dict]]:
     """Run (or reuse) every trained row for every seed, ``--workers`` at a time; returns results[row][seed]."""
-    trained = [r for r in args.rows if r != "base"] or ["naive"]  # base is measured inside every run
+    trained = [r for r in args.rows if r != BASE] or ["naive"]  # base is measured inside every run
     jobs = [(r, s) for s in args.seeds for r in trained]
     todo = [(r, s) for r, s in jobs if not (args.output_dir / r / f"seed{s}" / "results.json").is_file()]
     threads = max(1, cores() // args.workers)
@@ -208,7 +140,7 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
     columns = [*COLUMNS[1:-2], *(f"acc {b}" for b in benchmarks), *COLUMNS[-2:]]
     values: dict[str, dict] = {}
     for row in rows:
-        if row == "base":
+        if row == BASE:
             per = [{"student accuracy": base[s], "recovery %": 0.0 if gt else nan,
                     **{f"acc {b}": by[s][b]["base"] for b in by[s]}} for s in seeds]
         else:
@@ -216,7 +148,7 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
             for s in seeds:
                 r = results[row][s]
                 acc = r["student"]["accuracy"]["final"]
-                scored = r["selection"]["mode"] != "all"  # Naive and GT train on every example: no ranking
+                scored = r["trust"]["ranks"]  # Naive and GT train on every example: they rank nothing
                 per.append({
                     "trust AUC": r["trust"]["auc"] if scored else nan,
                     "ECE": r["trust"]["ece"] if scored else nan,
@@ -231,26 +163,15 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
     return values
 
 
-def fmt(values: list[float], column: str) -> str:
-    v = np.asarray(values, dtype=float)
-    if np.isnan(v).all():
-        return "–"
-    if column == "n":
-        return str(int(v[0])) if (v == v[0]).all() else f"{v.mean():.0f}"
-    digits = 1 if column == "recovery %" else 3
-    mean = np.nanmean(v)
-    return f"{mean:.{digits}f}" if len(v) == 1 else f"{mean:.{digits}f} ± {np.nanstd(v, ddof=1):.{digits}f}"
-
-
-def render(values: dict[str, dict], seeds: list[int]) -> tuple[str, str]:
-    """Markdown and CSV of the table (mean ± sample std over seeds)."""
+def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str]) -> tuple[str, str]:
+    """Markdown and CSV of the table (mean ± sample std over seeds); ``titles``: each row's label."""
     columns = list(next(iter(values.values())))
     lines = [f"| row | {' | '.join(columns)} |", "|" + "---|" * (len(columns) + 1)]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["row", *(f"{c} {k}" for c in columns for k in ("mean", "std"))])
     for row, cols in values.items():
-        lines.append(f"| {ROWS[row][0]} | " + " | ".join(fmt(cols[c], c) for c in columns) + " |")
+        lines.append(f"| {titles[row]} | " + " | ".join(fmt(cols[c], c) for c in columns) + " |")
         stats = []
         for c in columns:
             v = np.asarray(cols[c], dtype=float)
@@ -268,44 +189,30 @@ def log_recovery(args: argparse.Namespace, values: dict[str, dict]) -> None:
 
     for row, cols in values.items():
         for seed, rec in zip(args.seeds, cols["recovery %"]):
-            if row != "base" and not np.isnan(rec):
+            if row != BASE and not np.isnan(rec):
                 with SummaryWriter(args.output_dir / row / f"seed{seed}") as writer:
                     writer.add_scalar("hp/recovery", rec, 0)
 
 
 def run_sweep(args: argparse.Namespace) -> list[dict]:
     """Sweep the teacher features of the config's trust function (source-validation and target AUC)."""
-    from jsonargparse import ArgumentParser
-    from jsonargparse.typing import import_object
-
-    from trust_functions.base import TrustFunction
-    from w2s.data import W2SDataModule
+    from w2s.config import instantiate
     from w2s.sweep import candidate_features, feature_sweep
 
-    config = yaml.safe_load(args.config.read_text())
-    teacher = config.setdefault("data", {}).setdefault("teacher", {})
-    teacher["features"] = sorted(set(teacher.get("features") or []) | set(args.sweep_features))
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_class_arguments(W2SDataModule, "data", skip={"trust", "student"})
-    parser.add_subclass_arguments(TrustFunction, "trust", instantiate=False)
-    try:
-        cfg = parser.parse_object({"data": config["data"], "trust": config.get("trust")})
-    except Exception as e:  # jsonargparse's message names the offending key
-        raise W2SError(f"sweep: cannot read {args.config}: {str(e).splitlines()[0]}") from None
-    data = parser.instantiate_classes(cfg).data
-    outputs = data.teacher_outputs()
-    trust_cls = import_object(cfg.trust.class_path)
-    init = dict(vars(cfg.trust.init_args or {}))
+    data, trust = args.resolved["data"], args.resolved["trust"]
+    init = dict(trust.get("init_args") or {})
     if "features" not in init:
-        raise W2SError(f"the config's trust function {trust_cls.__name__} takes no features; nothing to sweep")
+        raise W2SError(f"the config's trust function {args.own.__name__} takes no features; nothing to sweep")
+    task, teacher = instantiate(data["task"]), instantiate(data["teacher"]).with_features(args.sweep_features)
+    splits = task.load()
+    outputs = teacher.label(task, {"source": splits["source"], "target": splits["target"]})
     groups = None
     if args.sweep_group:
-        source = data.splits["source"]
-        if args.sweep_group not in source.column_names:
+        if args.sweep_group not in splits["source"].column_names:
             raise W2SError(f"--sweep_group {args.sweep_group!r} is not a field of the source split "
-                           f"(fields: {source.column_names})")
-        groups = [str(g) for g in source[args.sweep_group]]
-    make = lambda features: trust_cls(**{**init, "features": features})  # noqa: E731
+                           f"(fields: {splits['source'].column_names})")
+        groups = [str(g) for g in splits["source"][args.sweep_group]]
+    make = lambda features: args.own(**{**init, "features": features})  # noqa: E731
     return feature_sweep(make, outputs["source"], outputs["target"], candidate_features(args.sweep_features),
                          args.seeds, groups)
 
@@ -320,19 +227,10 @@ def render_sweep(sweep: list[dict], group: str | None) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and np.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
     """The sweep and/or the table of one config into ``args.output_dir``; returns its report."""
-    check_output_dir(args, extra)
+    stamp_output_dir(args.output_dir, "compare.json", {"config": args.resolved, "trust_args": args.trust_args},
+                     "compare run")
     out = args.output_dir
     report: dict = {"config": str(args.config), "seeds": args.seeds, "rows": args.rows, "overrides": extra}
     if args.sweep_features is not None:
@@ -344,7 +242,7 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
     if args.rows:
         results = run_rows(args, extra)
         values = table_values(results, args.rows, args.seeds)
-        markdown, table_csv = render(values, args.seeds)
+        markdown, table_csv = render(values, args.seeds, args.titles)
         report["table"] = values
         first_row = next(iter(results.values()))  # every row reads the same cached teacher pass
         report["teacher_accuracy"] = first_row[args.seeds[0]]["teacher"]["accuracy"]
@@ -353,7 +251,7 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
         atomic_write_text(out / "table.csv", table_csv)
         log_recovery(args, values)
         print(f"\n{markdown}\n\n(table.md, table.csv and results.json in {out})")
-    atomic_write_text(out / "results.json", json.dumps(_json_safe(report), indent=2))
+    atomic_write_text(out / "results.json", json.dumps(json_safe(report), indent=2))
     sys.stdout.flush()
     return report
 

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 from w2s.cache import cache_root, is_complete
 from w2s.models import load_causal_lm, load_tokenizer
 from w2s.tasks.base import Task
-from w2s.teacher import Teacher, TeacherOutputs, load_outputs, save_outputs
+from w2s.outputs import TeacherOutputs, load_outputs, save_outputs
+from w2s.teacher import Teacher
 
 
 class TeacherPass(L.LightningModule):

@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 from w2s.errors import W2SError
-from w2s.models import HUB_ID, TOY
+from w2s.models import HUB_ID, has_scheme
 
 
 def is_hub_id(name: object) -> bool:
     """A name that would be fetched from the hub: ``org/name``, not a toy model or an existing directory."""
-    return (isinstance(name, str) and bool(HUB_ID.match(name)) and not TOY.match(name)
+    return (isinstance(name, str) and bool(HUB_ID.match(name)) and not has_scheme(name)
             and not Path(name).expanduser().exists())
 
 

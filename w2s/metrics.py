@@ -1,10 +1,12 @@
-"""Trust and student metrics: tensors in, float out (torchmetrics where it has them)."""
+"""Trust and student metrics: tensors in, float out (torchmetrics where it has them).
+
+A leaf: it imports nothing of this library. torchmetrics is imported where a metric is computed, because importing
+it imports transformers (its text metrics), which trust functions must not pull in.
+"""
 
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.classification import binary_auroc, binary_calibration_error
-from torchmetrics.functional.regression import mean_squared_error
 
 
 def _as_tensors(scores, correct) -> tuple[torch.Tensor, torch.Tensor]:
@@ -13,12 +15,16 @@ def _as_tensors(scores, correct) -> tuple[torch.Tensor, torch.Tensor]:
 
 def auc(scores, correct) -> float:
     """Area under the ROC curve of trust scores for separating correct from wrong weak labels."""
+    from torchmetrics.functional.classification import binary_auroc
+
     s, c = _as_tensors(scores, correct)
     return float(binary_auroc(s, c))
 
 
 def ece(scores, correct, n_bins: int = 15) -> float:
     """Expected calibration error (L1, equal-width bins); scores must be probabilities in [0, 1]."""
+    from torchmetrics.functional.classification import binary_calibration_error
+
     s, c = _as_tensors(scores, correct)
     return float(binary_calibration_error(s.clamp(0, 1), c, n_bins=n_bins, norm="l1"))
 
@@ -26,15 +32,24 @@ def ece(scores, correct, n_bins: int = 15) -> float:
 def brier(scores, correct) -> float:
     """Mean squared error between trust score and correctness (0/1)."""
     s, c = _as_tensors(scores, correct)
-    return float(mean_squared_error(s, c.float()))
+    diff = s - c.float()
+    return float((diff * diff).sum() / diff.numel())
+
+
+def ranking(scores) -> torch.Tensor:
+    """Indices from the most to the least trusted; equal scores keep their original order (stable sort)."""
+    return torch.sort(torch.as_tensor(scores, dtype=torch.float64).flatten(), descending=True, stable=True).indices
+
+
+def purity_by_n(scores, correct) -> torch.Tensor:
+    """``[N]``: the fraction of correct weak labels among the ``n`` most trusted, for n = 1..N (ties by index)."""
+    s, c = _as_tensors(scores, correct)
+    return c[ranking(s)].float().cumsum(0) / torch.arange(1, len(c) + 1)
 
 
 def purity_at_n(scores, correct, n: int) -> float:
     """Fraction of correct weak labels among the ``n`` most trusted (ties broken by index)."""
-    from w2s.selection import top_n
-
-    s, c = _as_tensors(scores, correct)
-    return float(c[top_n(s, n)].float().mean())
+    return float(purity_by_n(scores, correct)[n - 1])
 
 
 def recovery(method: float, base: float, gt: float) -> float:

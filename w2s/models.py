@@ -1,30 +1,48 @@
-"""Resolve a model name (toy name, local directory or hub id) and load it with one clear error on failure."""
+"""Resolve a model name (a registered scheme such as ``toy:``, a local directory or a hub id) and load it with one
+clear error on failure."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
+from typing import Callable
 
 from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel,
                           PreTrainedTokenizerBase)
 
 from w2s.errors import W2SError
 
-TOY = re.compile(r"^toy:(?:([a-z]+)-)?(\d+)/(teacher|student(?:_[a-z]+)?|reward)$")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+# name prefix -> "module:function" that maps such a name to a local directory (or None: not one of its names);
+# imported only when a name with that prefix is resolved
+RESOLVERS: dict[str, str] = {"toy:": "w2s.toy:resolve_model"}
+
+
+def register_resolver(prefix: str, target: str) -> None:
+    """Resolve model names starting with ``prefix`` with ``target`` (``"module:function"``, name → directory)."""
+    RESOLVERS[prefix] = target
+
+
+def has_scheme(name: str) -> bool:
+    """Whether ``name`` starts with a registered prefix (a model this library makes, never a hub id)."""
+    return name.startswith(tuple(RESOLVERS))
+
+
+def _resolver(prefix: str) -> Callable[[str], str | None]:
+    module, _, function = RESOLVERS[prefix].partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def resolve(name: str) -> str:
-    """Map ``toy:[<world>-]<seed>/<role>`` to its (built-on-demand) directory; return other names unchanged.
+    """Map a registered name (``toy:[<world>-]<seed>/<role>``) to its directory; return other names unchanged.
 
     A name that is neither an existing directory nor shaped like a hub id (``org/name``) is a missing path.
     """
-    toy = TOY.match(name)
-    if toy:
-        from w2s.toy import ensure_world
-
-        world, seed, role = toy.group(1) or "confident", int(toy.group(2)), toy.group(3)
-        return str(ensure_world(seed, world=world) / role)
+    for prefix in RESOLVERS:
+        if name.startswith(prefix) and (path := _resolver(prefix)(name)) is not None:
+            return path
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     if not HUB_ID.match(name) or name.startswith((".", "/", "~")):

@@ -11,6 +11,8 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torchmetrics.functional.classification import binary_roc  # noqa: E402
 
+from w2s import metrics  # noqa: E402
+
 
 def _prepare(scores, correct) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(scores, dtype=torch.float32).flatten(), torch.as_tensor(correct).flatten().bool()
@@ -65,11 +67,8 @@ def score_histogram(scores, correct, n_bins: int = 30) -> Figure:
 def purity_curve(scores, correct, chosen_n: int | None = None) -> Figure:
     """purity@n for every n (most trusted first), with the teacher's accuracy on the whole target as a line."""
     s, c = _prepare(scores, correct)
-    order = torch.argsort(s, descending=True, stable=True)
-    hits = c[order].float().cumsum(0)
-    n = torch.arange(1, len(s) + 1)
     fig, ax = plt.subplots(figsize=(4, 3))
-    ax.plot(n.numpy(), (hits / n).numpy(), label="purity@n")
+    ax.plot(range(1, len(s) + 1), metrics.purity_by_n(s, c).numpy(), label="purity@n")
     ax.axhline(float(c.float().mean()), color="k", linestyle="--", label="teacher accuracy")
     if chosen_n:
         ax.axvline(chosen_n, color="tab:gray", linestyle=":", label=f"selected n = {chosen_n}")

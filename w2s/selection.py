@@ -7,12 +7,12 @@ from typing import Literal
 import torch
 
 from w2s.errors import W2SError
+from w2s.metrics import ranking
 
 
 def top_n(scores: torch.Tensor, n: int) -> torch.Tensor:
     """Indices of the ``n`` highest scores; equal scores keep their original order (stable sort)."""
-    order = torch.sort(torch.as_tensor(scores, dtype=torch.float64), descending=True, stable=True).indices
-    return order[:n]
+    return ranking(scores)[:n]
 
 
 class Selection:

@@ -10,7 +10,7 @@ import numpy as np
 from trust_functions.base import TrustFunction
 from w2s import metrics
 from w2s.errors import W2SError
-from w2s.teacher import TeacherOutputs
+from w2s.outputs import TeacherOutputs
 
 
 def candidate_features(cached: list[str]) -> list[list[str]]:
@@ -29,7 +29,7 @@ def source_validation_auc(make: Callable[[], TrustFunction], source: TeacherOutp
     if groups is None:
         trust = make()
         trust.fit(source)
-        if "auc" not in getattr(trust, "source_val", {}):
+        if "auc" not in trust.source_val:
             raise W2SError(f"{trust.name} reports no source validation; give the sweep a group field")
         return float(trust.source_val["auc"])
     groups_ = np.asarray(groups)

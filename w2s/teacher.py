@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -15,75 +16,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from w2s.cache import atomic_dir, cache_root, is_complete, read_manifest, stable_hash
+from w2s.batching import pad_batch
+from w2s.cache import cache_root, is_complete, read_manifest, stable_hash
 from w2s.errors import W2SError
 from w2s.models import load_causal_lm, load_tokenizer, resolve
-from w2s.tasks.base import MultipleChoiceTask, Task
+from w2s.outputs import TeacherOutputs, load_outputs, parse_feature, save_outputs
+from w2s.tasks.base import Task
 
 CACHE_VERSION = "1"
-
-
-LISTS = ("ids", "generations", "weak_labels")
-ARRAYS = ("hidden", "option_logprobs", "token_logprobs", "token_entropy", "correct")
-
-
-@dataclass
-class TeacherOutputs:
-    """The teacher's pass over one split: weak labels, hidden states and output-layer signals.
-
-    Attributes:
-        ids: example ids, in split order.
-        generations: raw generated text.
-        weak_labels: parsed weak label per example (``None`` when unparseable: counted as wrong).
-        hidden: ``[N, d]`` hidden state g(x, ŷ) (memory-mapped when loaded from the cache).
-        option_logprobs: ``[N, K]`` teacher log-probs of each option at the answer step (multiple choice).
-        token_logprobs: ``[N]`` mean log-prob of the generated answer tokens.
-        token_entropy: ``[N]`` mean entropy of the next-token distribution over the generated tokens.
-        correct: ``[N]`` whether the weak label equals the gold label; ``None`` when hidden from a trust function.
-        features: extra ``[N, d]`` hidden-state features by name (``"<layer>:<pooling>"``, see ``Teacher``).
-    """
-
-    ids: list[str]
-    generations: list[str]
-    weak_labels: list[str | None]
-    hidden: np.ndarray
-    option_logprobs: np.ndarray | None
-    token_logprobs: np.ndarray
-    token_entropy: np.ndarray
-    correct: np.ndarray | None
-    features: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def without_labels(self) -> "TeacherOutputs":
-        """The view a trust function gets of the target set: no correctness."""
-        return replace(self, correct=None)
-
-    @classmethod
-    def concat(cls, parts: list["TeacherOutputs"]) -> "TeacherOutputs":
-        """One split's outputs from its consecutive shards."""
-        first = parts[0]
-        return cls(**{n: [x for p in parts for x in getattr(p, n)] for n in LISTS},
-                   **{n: None if getattr(first, n) is None else np.concatenate([getattr(p, n) for p in parts])
-                      for n in ARRAYS},
-                   features={k: np.concatenate([p.features[k] for p in parts]) for k in first.features})
-
-    def subset(self, index) -> "TeacherOutputs":
-        """The outputs of the examples at ``index`` (e.g. one fold of the source set)."""
-        index = np.asarray(index, dtype=int)
-        return TeacherOutputs(**{n: [getattr(self, n)[i] for i in index] for n in LISTS},
-                              **{n: None if getattr(self, n) is None else np.asarray(getattr(self, n))[index]
-                                 for n in ARRAYS},
-                              features={k: np.asarray(v)[index] for k, v in self.features.items()})
-
-    @property
-    def accuracy(self) -> float:
-        return float(np.mean(self.correct))
-
-    @property
-    def n_unparsed(self) -> int:
-        return sum(label is None for label in self.weak_labels)
 
 
 @dataclass
@@ -140,6 +80,16 @@ class Teacher:
         self.layer, self.position, self.dtype, self.trust_remote_code = layer, position, dtype, trust_remote_code
         self.features = sorted(set(features or []))
         self._feature_specs = {name: parse_feature(name) for name in self.features}
+
+    def with_features(self, features: list[str]) -> "Teacher":
+        """This teacher, also caching ``features`` (what a trust function reads besides ``hidden``)."""
+        wanted = sorted(set(self.features) | {f for f in features if f != "hidden"})
+        if wanted == self.features:
+            return self
+        teacher = copy.copy(self)
+        teacher.features = wanted
+        teacher._feature_specs = {name: parse_feature(name) for name in wanted}
+        return teacher
 
     # ---- cache -------------------------------------------------------------------------------------------
     def cache_key(self, task: Task, split: datasets.Dataset) -> str:
@@ -309,10 +259,9 @@ class Teacher:
 
 def _option_token_ids(task: Task, tokenizer, examples: list[dict]) -> np.ndarray | None:
     """First token id of each option's completion (``" A"``, ``" B"``...) for multiple-choice tasks."""
-    if not isinstance(task, MultipleChoiceTask) and not hasattr(task, "option_token_ids"):  # or a wrapper of one
-        return None
     widest = max(examples, key=lambda ex: len(task.options(ex)))
-    return np.tile(np.array(task.option_token_ids(tokenizer, widest)), (len(examples), 1))
+    ids = task.option_token_ids(tokenizer, widest)
+    return None if ids is None else np.tile(np.array(ids), (len(examples), 1))
 
 
 def _offered_only(option_logprobs: np.ndarray, counts: list[int]) -> np.ndarray:
@@ -342,72 +291,5 @@ def hub_revision(name: str) -> str | None:
         return None
 
 
-POOLINGS = ("produced", "prompt_mean")
-
-
-def parse_feature(name: str) -> tuple[int, str]:
-    """``"<layer>:<pooling>"`` → ``(layer, pooling)``, with one clear error for anything else."""
-    layer, _, pooling = name.partition(":")
-    try:
-        index = int(layer)
-    except ValueError:
-        index = None
-    if index is None or pooling not in POOLINGS:
-        raise W2SError(f"teacher feature {name!r} is not '<layer>:<pooling>' with an integer layer and pooling "
-                       f"one of {', '.join(POOLINGS)} (e.g. '-1:prompt_mean')")
-    return index, pooling
-
-
-def _feature_file(name: str) -> str:
-    layer, pooling = parse_feature(name)
-    return f"feature_{layer}_{pooling}.npy"
-
-
-
-def save_outputs(outputs: TeacherOutputs, target: Path, manifest: dict) -> None:
-    """Write one split's outputs atomically: ``.npy`` arrays plus ``outputs.json``, then the manifest."""
-    with atomic_dir(target, {**manifest, "n": len(outputs)}) as tmp:
-        for name in ARRAYS:
-            value = getattr(outputs, name)
-            if value is not None:
-                np.save(tmp / f"{name}.npy", value)
-        for name, values in outputs.features.items():
-            np.save(tmp / _feature_file(name), values)
-        (tmp / "outputs.json").write_text(json.dumps(
-            {"ids": outputs.ids, "generations": outputs.generations, "weak_labels": outputs.weak_labels,
-             "features": sorted(outputs.features)}))
-
-
 def _partial_dir(target: Path) -> Path:
     return target.with_name(target.name + ".partial")
-
-
-def load_outputs(path: Path, key: str | None = None) -> TeacherOutputs:
-    """Read a cached split; hidden states stay memory-mapped. A damaged cache, or one written for another pass
-    (``key`` differs from its manifest's), names itself and its fix. Arrays are read with numpy's default
-    ``allow_pickle=False``: a cache file can never run code."""
-    try:
-        manifest = read_manifest(path)
-        if key is not None and manifest.get("key") != key:
-            raise ValueError(f"it was written for another teacher pass (key {manifest.get('key')}, expected {key})")
-        meta = json.loads((path / "outputs.json").read_text())
-        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r" if name == "hidden" else None)
-                  if (path / f"{name}.npy").exists() else None for name in ARRAYS}
-        features = {name: np.load(path / _feature_file(name), mmap_mode="r") for name in meta.get("features", [])}
-        lengths = [len(a) for a in [*arrays.values(), *features.values()] if a is not None] + [len(meta["ids"])]
-        if any(n != manifest["n"] for n in lengths):
-            raise ValueError("array lengths disagree with the manifest")
-    except (OSError, ValueError, KeyError, W2SError) as e:
-        raise W2SError(f"teacher cache {path} is corrupt ({e}); delete that directory and rerun") from None
-    return TeacherOutputs(meta["ids"], meta["generations"], meta["weak_labels"], **arrays, features=features)
-
-
-def pad_batch(rows: list[list[int]], value: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of token ids padded with ``value`` to one width (on the left for generation), and their mask."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), value, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        span = slice(width - len(r), width) if left else slice(0, len(r))
-        ids[i, span], mask[i, span] = torch.as_tensor(r, dtype=torch.long), 1
-    return ids, mask

@@ -74,10 +74,23 @@ class Task:
         """Text the student is trained to produce for ``label`` (appended right after the prompt)."""
         raise NotImplementedError
 
-    def parse(self, generation: str, example: dict | None = None) -> str | None:
-        """The label in a teacher generation for ``example``, or ``None`` when it cannot be parsed (counted as
-        wrong and reported)."""
+    def parse(self, generation: str, example: dict) -> str | None:
+        """The label in a generation (the teacher's or a student's) for ``example``, or ``None`` when it cannot be
+        parsed (counted as wrong and reported)."""
         raise NotImplementedError
+
+    def options(self, example: dict) -> list[str]:
+        """The labels a multiple-choice example offers (``["A", "B", ...]``); free-form tasks offer none."""
+        return []
+
+    def option_token_ids(self, tokenizer, example: dict) -> list[int] | None:
+        """The token id that starts each option's completion, where answers are scored by likelihood; ``None``
+        for free-form tasks, whose answers are generated and parsed."""
+        return None
+
+    def hub_datasets(self) -> list[str]:
+        """Hub dataset ids the task reads (checked before a run starts); none by default."""
+        return []
 
     def gold(self, example: dict) -> str:
         return example["answer"]
@@ -86,9 +99,14 @@ class Task:
         """Whether a weak label is right (exact match here; math tasks test equivalence)."""
         return label is not None and label == gold
 
-    def reward(self, completion: str, label: str) -> float:
+    def judge(self, generation: str, example: dict, label: str) -> bool:
+        """Whether a generation answers ``example`` with ``label`` (its gold answer, or a trusted weak label):
+        the one check behind the teacher's correctness, the student's accuracy and the GRPO reward."""
+        return self.is_correct(self.parse(generation, example), label)
+
+    def reward(self, completion: str, label: str, example: dict) -> float:
         """An RL student's reward: 1 when the completion's answer is right for the (trusted weak) label."""
-        return float(self.is_correct(self.parse(completion), label))
+        return float(self.judge(completion, example, label))
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes prompts or labels; part of every teacher-cache key."""
@@ -131,10 +149,10 @@ class MultipleChoiceTask(Task):
         """First token id of each option's completion (``" A"``, ``" B"``...): where answers are scored."""
         return [tokenizer(self.completion(o), add_special_tokens=False).input_ids[0] for o in self.options(example)]
 
-    def parse(self, generation: str, example: dict | None = None) -> str | None:
+    def parse(self, generation: str, example: dict) -> str | None:
         """The answer letter in ``" B"``, ``"B)"``, ``"(B)"``, ``"B. Paris"``, ``"The answer is B"``, ``"b"``...;
         ``None`` when there is none or it is not one of the example's options."""
-        return parse_letter(generation, self.options(example) if example is not None else LETTERS)
+        return parse_letter(generation, self.options(example))
 
     def check_fields(self, splits: datasets.DatasetDict) -> None:
         for name, split in splits.items():

@@ -16,7 +16,6 @@ from w2s.tasks.stockfish import EngineSettings, board, label_positions
 
 UCI = re.compile(r"(?<![A-Za-z0-9])([a-h][1-8][a-h][1-8][qrbn]?)(?![A-Za-z0-9])")
 SAN_TOKEN = re.compile(r"[^\s,;()]+")
-LONE_LETTER = re.compile(r"^\s*\(?([A-J])\)?[.:]?\s*$")
 FEATURES = datasets.Features({"id": datasets.Value("string"), "fen": datasets.Value("string"),
                               "answer": datasets.Value("string"), "accepted": datasets.Value("string"),
                               "benchmark": datasets.Value("string"), "options": [datasets.Value("string")]})
@@ -186,19 +185,15 @@ class Chess(Task):
             return LETTERS[list(example["options"]).index(example["answer"])]
         return example.get("accepted") or example["answer"]
 
-    def parse(self, generation: str, example: dict | None = None) -> str | None:
+    def parse(self, generation: str, example: dict) -> str | None:
         """The first UCI move (legal or not), else the first SAN move legal in the example's position; for a
-        multiple-choice question, the option letter (without the example: a move, or a lone letter)."""
-        if example is not None and example.get("interface") == "mcqa":
+        multiple-choice question, the option letter."""
+        if example.get("interface") == "mcqa":
             return parse_letter(generation, LETTERS[: len(example["options"])])
-        if example is None and (letter := LONE_LETTER.match(generation)):
-            return letter.group(1)
-        position = board(example["fen"]) if example is not None else None
         match = UCI.search(generation)
         if match:  # an illegal move is a weak label too: a wrong one (it never matches a best move)
             return match.group(1)
-        if position is None:
-            return None
+        position = board(example["fen"])
         for token in SAN_TOKEN.findall(generation)[:8]:
             try:
                 return position.parse_san(token.rstrip(".!?")).uci()

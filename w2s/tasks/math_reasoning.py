@@ -112,7 +112,7 @@ class MathReasoning(ReferenceSplits, Task):
     def completion(self, label: str) -> str:
         return f"The answer is $\\boxed{{{label}}}$."
 
-    def parse(self, generation: str, example: dict | None = None) -> str | None:
+    def parse(self, generation: str, example: dict) -> str | None:
         if self.answer_pattern is not None:
             match = None
             for match in re.finditer(self.answer_pattern, generation):

@@ -11,14 +11,17 @@ default "confident" world) or ``toy:<world>-<seed>/<role>`` (e.g. ``toy:plain-0/
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import datasets
 
 from w2s.cache import atomic_dir, cache_root, is_complete, stable_hash
 from w2s.toy.skills import Skill, accuracy, check_skills, greedy_answers
+from w2s.toy.tasks import ToyChess, ToyKnowledge, ToyMath
 from w2s.toy.world import WORLDS, CorpusSampler, KnowledgeBase, WorldSpec, make_splits, question, vocabulary
 
+TOY_MODEL = re.compile(r"^toy:(?:([a-z]+)-)?(\d+)/(teacher|student(?:_[a-z]+)?|reward)$")
 VERSION = "4"  # 4: length-bucketed pretraining batches, skills checked at build time
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,16 @@ log = logging.getLogger(__name__)
 def world_dir(seed: int = 0, spec: WorldSpec | None = None, world: str = "confident") -> Path:
     spec = spec or WorldSpec.named(world, seed)
     return cache_root() / "toy" / f"world-{spec.seed}-{stable_hash([VERSION, spec.to_dict()], 10)}"
+
+
+def resolve_model(name: str) -> str | None:
+    """The directory of a toy model name ``toy:[<world>-]<seed>/<role>`` (its world built on demand), or ``None``
+    when ``name`` is not one (registered with ``w2s.models`` as the resolver of ``toy:`` names)."""
+    match = TOY_MODEL.match(name)
+    if match is None:
+        return None
+    world, seed, role = match.group(1) or "confident", int(match.group(2)), match.group(3)
+    return str(ensure_world(seed, world=world) / role)
 
 
 def ensure_world(seed: int = 0, spec: WorldSpec | None = None, world: str = "confident") -> Path:
@@ -94,4 +107,4 @@ def _sampler(role: str, kb: KnowledgeBase, spec: WorldSpec, seed: int) -> Corpus
     return CorpusSampler(kb, 0.0, 1.0, seed, qa_formats=(spec.source_format,), coverage=spec.reward["coverage"])
 
 
-__all__ = ["WORLDS", "WorldSpec", "ensure_world", "world_dir"]
+__all__ = ["WORLDS", "ToyChess", "ToyKnowledge", "ToyMath", "WorldSpec", "ensure_world", "resolve_model", "world_dir"]
