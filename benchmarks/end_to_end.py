@@ -41,6 +41,7 @@ def main() -> None:
     from students.sft import LoRASFTStudent
     from trust_functions import NeuralTrustFunction
     from w2s.data import W2SDataModule
+    from w2s.protocol import run_protocol
     from w2s.selection import Selection
     from w2s.tasks import LocalMultipleChoice
     from w2s.teacher import Teacher
@@ -59,25 +60,23 @@ def main() -> None:
     os.environ["W2S_CACHE"] = tempfile.mkdtemp(prefix="w2s-bench-pass-")  # a real teacher pass, not a cache read
     task = LocalMultipleChoice(str(root / "data"))
     trust = NeuralTrustFunction(features=["0:prompt_mean"])
-    data = W2SDataModule(task, Teacher(str(root / "teacher"), batch_size=128, features=["0:prompt_mean"]), trust,
-                         Selection("fraction", fraction=0.45), student=str(root / "student"))
+    teacher = Teacher(str(root / "teacher"), batch_size=128, features=["0:prompt_mean"])
     with stage("teacher pass"):
-        outputs = data.teacher_outputs()
-    with stage("trust fit"):
-        trust.fit(outputs["source"])
-    with stage("selection"):
-        Selection("fraction", fraction=0.45)(trust.score(outputs["target"].without_labels()))
-    data.setup("fit")
+        splits = task.load()
+        teacher.label(task, {"source": splits["source"], "target": splits["target"]})
+    with stage("trust fit"):  # run_protocol reads the cached pass: the trust fit, scoring and selection
+        subset = run_protocol(task, teacher, trust, Selection("fraction", fraction=0.45))
     student = LoRASFTStudent(str(root / "student"))
+    data = W2SDataModule(task, teacher).connect(student, subset)
     trainer = L.Trainer(max_steps=args.steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, check_val_every_n_epoch=10_000)
     with stage("student fit"):
         trainer.fit(student, datamodule=data)
     with stage("eval"):
         trainer.test(student, datamodule=data, verbose=False)
-    n = len(outputs["source"]) + len(outputs["target"])
+    n = len(splits["source"]) + len(splits["target"])
     print(f"# {n} examples through the teacher; student {args.steps} steps; total {sum(STAGES.values()):.1f} s")
-    common.report("end_to_end_trust_vs_teacher_pass (time)", STAGES["trust fit"] + STAGES["selection"],
+    common.report("end_to_end_trust_vs_teacher_pass (time)", STAGES["trust fit"],
                   STAGES["teacher pass"], "s")
 
 

@@ -23,9 +23,8 @@ from torch.utils.data import DataLoader
 
 from students.grpo import GRPOStudent
 from w2s.models import load_causal_lm, load_tokenizer, resolve
-from w2s.tasks import ToyMath
+from w2s.toy import ToyMath
 from w2s.tasks.math_reasoning import last_boxed
-from w2s.teacher import pad_batch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -51,11 +50,10 @@ def main() -> None:
     prompts, labels = [task.prompt(ex) for ex in examples], [ex["answer"] for ex in examples]
     tokenizer = load_tokenizer(args.model)
     g, completions = args.num_generations, args.steps * args.batch_size * args.num_generations
-    batches = []
-    for i in range(0, len(prompts), args.batch_size):
-        ids, mask = pad_batch([tokenizer(p).input_ids for p in prompts[i : i + args.batch_size]],
-                              tokenizer.pad_token_id, left=True)
-        batches.append({"prompt_ids": ids, "prompt_mask": mask, "weak_labels": labels[i : i + args.batch_size]})
+    rows = [{"prompt_ids": tokenizer(p).input_ids, "label": y, "example": ex}
+            for p, y, ex in zip(prompts, labels, examples)]
+    batches = [GRPOStudent.train_batch(rows[i : i + args.batch_size], tokenizer.pad_token_id)  # the pipeline's batches
+               for i in range(0, len(rows), args.batch_size)]
 
     def ours() -> None:
         student = GRPOStudent(args.model, lora_r=8, lora_alpha=16, lr=3e-3, num_generations=g,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from functools import partial
+from types import SimpleNamespace
 
 import common
 import datasets
@@ -21,7 +23,7 @@ from torch.utils.data import DataLoader
 from students.sft import LoRASFTStudent
 from w2s.data import W2SDataModule
 from w2s.models import load_causal_lm, load_tokenizer, resolve
-from w2s.tasks import ToyKnowledge
+from w2s.toy import ToyKnowledge
 
 
 def main() -> None:
@@ -37,9 +39,10 @@ def main() -> None:
     task = ToyKnowledge(0)
     examples = list(task.load()["target"])[: args.steps * args.batch_size]
     tokenizer = load_tokenizer(args.model)
-    data = W2SDataModule(task, teacher=None, student=args.model, batch_size=args.batch_size)
-    data.tokenizer = tokenizer
-    rows = [data._train_example(ex, ex["answer"]) for ex in examples]  # the pipeline's own student rows
+    subset = SimpleNamespace(examples=examples, labels=[ex["answer"] for ex in examples])
+    data = W2SDataModule(task, teacher=None, batch_size=args.batch_size)
+    data.connect(SimpleNamespace(tokenizer=tokenizer, train_batch=LoRASFTStudent.train_batch), subset).setup("fit")
+    rows = data._train  # the pipeline's own student rows
     tokens = args.steps * args.batch_size * sum(len(r["prompt_ids"]) + len(r["answer_ids"]) for r in rows) / len(rows)
     lora = dict(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear")
 
@@ -47,7 +50,8 @@ def main() -> None:
         student = LoRASFTStudent(args.model, lr=3e-3, **{k: v for k, v in lora.items() if k != "r"}, lora_r=8)
         trainer = L.Trainer(max_steps=args.steps, accelerator="cpu", devices=1, logger=False,
                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-        trainer.fit(student, DataLoader(rows, batch_size=args.batch_size, shuffle=True, collate_fn=data._collate))
+        collate = partial(LoRASFTStudent.train_batch, pad=tokenizer.pad_token_id)
+        trainer.fit(student, DataLoader(rows, batch_size=args.batch_size, shuffle=True, collate_fn=collate))
 
     train = datasets.Dataset.from_dict({"prompt": [task.prompt(ex) for ex in examples],
                                         "completion": [task.completion(ex["answer"]) for ex in examples]})

@@ -17,7 +17,7 @@ import datasets
 import torch
 
 from w2s.models import load_causal_lm, load_tokenizer
-from w2s.tasks import ToyKnowledge
+from w2s.toy import ToyKnowledge
 from w2s.teacher import Teacher, save_outputs
 
 

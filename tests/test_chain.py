@@ -82,16 +82,13 @@ def test_chain_teaches_with_the_merged_student_and_resumes_in_generation_two(tin
 def test_trust_overrides_per_generation():
     from w2s.chain import trust_overrides
 
-    fit = {"data": {"teacher": {"features": ["0:prompt_mean"]}}}
     refit = {"trust": "refit", "features": [["0:prompt_mean"], ["hidden", "1:produced"]]}
-    assert trust_overrides(fit, refit, 2, Path("g1")) == [
-        "--trust.init_args.features", '["hidden", "1:produced"]',
-        "--data.teacher.features", '["0:prompt_mean", "1:produced"]']
-    assert trust_overrides(fit, {"trust": "refit", "features": None}, 2, Path("g1")) == []
+    assert trust_overrides(refit, 2, Path("g1")) == ["--trust.init_args.features", '["hidden", "1:produced"]']
+    assert trust_overrides({"trust": "refit", "features": None}, 2, Path("g1")) == []
     reuse = {"trust": "reuse", "features": None}
-    assert trust_overrides(fit, reuse, 1, Path("g1")) == []
-    assert trust_overrides(fit, reuse, 3, Path("g1")) == ["--trust.init_args.checkpoint",
-                                                          str(Path("g1/trust/trust_function.pt"))]
+    assert trust_overrides(reuse, 1, Path("g1")) == []
+    assert trust_overrides(reuse, 3, Path("g1")) == ["--trust.init_args.checkpoint",
+                                                     str(Path("g1/trust/trust_function.pt"))]
 
 
 @pytest.mark.parametrize("chain,message", [
@@ -107,12 +104,12 @@ def test_chain_block_is_checked(tmp_path, chain, message):
     config = yaml.safe_load((ROOT / "configs" / "toy_chain.yaml").read_text()) | {"chain": chain}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(W2SError, match=message):
-        read_config(tmp_path / "c.yaml")
+        read_config(tmp_path / "c.yaml", [])
     config["trust"] = {"class_path": "trust_functions.Entropy"}
     config["chain"] = {"students": ["a", "b"], "trust": "reuse"}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(W2SError, match="reuse needs the config's trust function to be NeuralTrustFunction"):
-        read_config(tmp_path / "c.yaml")
+    with pytest.raises(W2SError, match="reuse needs a trust function that saves and reloads"):
+        read_config(tmp_path / "c.yaml", [])
 
 
 def test_chain_config_errors_are_one_line(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from w2s.errors import W2SError
 from w2s.tasks.chess import Chess, read_positions
@@ -53,20 +54,49 @@ def test_bad_positions_are_refused_with_or_without_an_engine(bad, message, cache
         label_positions([MATE_IN_ONE, bad], EngineSettings(depth=2))
 
 
-@pytest.mark.parametrize("generation,with_example,expected", [
-    (" a1a8", True, "a1a8"),
-    (" Ra8#", True, "a1a8"),  # SAN, written back as UCI
-    ("The best move is Ra8.", True, "a1a8"),
-    (" a1a9", True, None),  # not a move
-    (" a1b3", True, "a1b3"),  # illegal here: a weak label, and a wrong one
-    (" resign", True, None),
-    (" a1b3", False, "a1b3"),
-    (" Nb3", True, None),  # SAN must be legal to be read
-    (" Ra8", False, None),
+@pytest.mark.parametrize("generation,expected", [
+    (" a1a8", "a1a8"),
+    (" Ra8#", "a1a8"),  # SAN, written back as UCI
+    ("The best move is Ra8.", "a1a8"),
+    (" a1a9", None),  # not a move
+    (" a1b3", "a1b3"),  # illegal here: a weak label, and a wrong one
+    (" resign", None),
+    (" Nb3", None),  # SAN must be legal to be read
 ])
-def test_weak_labels_are_parsed_from_uci_or_san(generation, with_example, expected):
-    example = {"fen": MATE_IN_ONE} if with_example else None
-    assert Chess(path="unused").parse(generation, example) == expected
+def test_weak_labels_are_parsed_from_uci_or_san(generation, expected):
+    assert Chess(path="unused").parse(generation, {"fen": MATE_IN_ONE}) == expected
+
+
+@pytest.mark.parametrize("answer,right", [(" Ra8#", True), (" a1a8", True), (" Ra7", False), (" nothing", False)])
+def test_a_san_answer_is_scored_alike_by_teacher_student_and_grpo_reward(answer, right):
+    """One parse, always in the example's context: the teacher's correctness (``Teacher.assemble``), the student's
+    accuracy (``LoRAStudent``) and the GRPO reward all go through ``task.judge``."""
+    from types import SimpleNamespace
+
+    from students.grpo import GRPOStudent
+    from w2s.batching import generation_batch
+
+    task, example = Chess(path="unused"), {"fen": MATE_IN_ONE, "answer": "a1a8", "accepted": "a1a8"}
+    gold = task.gold(example)
+    teacher_label = task.parse(answer, example)  # what the teacher pass stores as the weak label
+    assert task.is_correct(teacher_label, gold) is right
+
+    class Decoder:
+        pad_token_id = 0
+
+        def batch_decode(self, sequences, skip_special_tokens=True):
+            return [answer]
+
+    class Policy:
+        def generate(self, input_ids, **kwargs):
+            return torch.cat([input_ids, torch.ones((len(input_ids), 1), dtype=torch.long)], 1)
+
+    student = SimpleNamespace(model=Policy(), tokenizer=Decoder(), max_new_tokens=4, device="cpu",
+                              trainer=SimpleNamespace(datamodule=SimpleNamespace(task=task)),
+                              hparams=SimpleNamespace(format_reward=0.0), reward_fn=None)
+    batch = generation_batch([{"prompt_ids": [5, 6], "gold": gold, "example": example, "group": 0}], pad=0)
+    assert GRPOStudent._generated_accuracy(student, batch).tolist() == [float(right)]  # the student's evaluation
+    assert GRPOStudent._reward(student, answer, "a1a8", example) == (float(right), float(right))  # GRPO reward
 
 
 def test_prompt_completion_and_correctness():

@@ -188,7 +188,7 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
         "corrupt_cache": lambda: _damaged_cache(tiny_world, tmp_path, _truncate),
         "cache_of_another_teacher": lambda: _damaged_cache(tiny_world, tmp_path, _rekey),
         "yaml_wrong_type": ["--data.batch_size", "sixteen"],
-        "unknown_toy_world": ["--data.task", "w2s.tasks.ToyKnowledge", "--data.task.world", "nosuch"],
+        "unknown_toy_world": ["--data.task", "w2s.toy.ToyKnowledge", "--data.task.world", "nosuch"],
     }[case]
     extra = extra() if callable(extra) else extra
     proc = run_cli(*tiny_args(tiny_world, *extra), cwd=tmp_path)

@@ -13,7 +13,8 @@ ROWS = ["base", "naive", "entropy", "reward", "ntf", "gt"]  # the linear probe r
 @pytest.fixture(scope="module")
 def tiny_config(tiny_world, tmp_path_factory):
     config = yaml.safe_load((ROOT / "configs" / "toy.yaml").read_text())
-    config["data"]["task"] = {"class_path": "w2s.tasks.LocalMultipleChoice", "init_args": {"path": str(tiny_world / "data")}}
+    config["data"]["task"] = {"class_path": "w2s.tasks.LocalMultipleChoice",
+                              "init_args": {"path": str(tiny_world / "data")}}
     config["data"]["teacher"]["model"] = str(tiny_world / "teacher")
     config["model"]["model"] = str(tiny_world / "student")
     config["trust"].setdefault("init_args", {})["max_epochs"] = 3
@@ -115,7 +116,7 @@ def test_table_has_one_accuracy_column_per_benchmark():
     def result(final: float, by: dict[str, float], mode: str = "fraction") -> dict:
         return {"student": {"accuracy": {"base": 0.2, "final": final},
                             "accuracy_by_benchmark": {b: {"base": 0.1, "final": v} for b, v in by.items()}},
-                "trust": {"auc": 0.8, "ece": 0.1, "brier": 0.2, "purity": 0.9},
+                "trust": {"auc": 0.8, "ece": 0.1, "brier": 0.2, "purity": 0.9, "ranks": mode != "all"},
                 "selection": {"mode": mode, "n": 5, "labels": "gold" if mode == "all" else "weak"}}
 
     results = {"ntf": {0: result(0.5, {"mmlu": 0.4, "arc_easy": 0.6})},
@@ -123,26 +124,36 @@ def test_table_has_one_accuracy_column_per_benchmark():
     values = table_values(results, ["base", "ntf", "gt"], [0])
     assert values["ntf"]["acc mmlu"] == [0.4] and values["base"]["acc arc_easy"] == [0.1]
     assert values["ntf"]["recovery %"] == [pytest.approx(75.0)]
-    markdown, csv_text = render(values, [0])
-    assert "| acc arc_easy | acc mmlu | student accuracy |" in markdown
+    markdown, csv_text = render(values, [0], {"base": "Base", "ntf": "NTF", "gt": "Ground truth"})
+    assert "| acc arc_easy | acc mmlu | student accuracy |" in markdown and "| Ground truth | – |" in markdown
+    assert values["gt"]["trust AUC"] == [pytest.approx(float("nan"), nan_ok=True)]  # a row that ranks nothing
     assert "acc mmlu mean" in csv_text
 
 
-def test_world_seeds_rewrite_every_toy_name_and_the_task_seed():
-    from w2s.errors import W2SError
-    from w2s.worlds import reward_model, world_config
+@pytest.mark.parametrize("name", ["toy.yaml", "toy_math.yaml", "toy_plain.yaml"])
+def test_world_seeds_move_every_toy_name_and_the_task_seed(name):
+    from w2s.config import resolve_config
+    from w2s.worlds import reward_model, world_overrides
 
-    for name in ("toy.yaml", "toy_math.yaml", "toy_plain.yaml"):
-        config = yaml.safe_load((ROOT / "configs" / name).read_text())
-        world = world_config(config, 7)
-        text = yaml.safe_dump(world)
-        assert world["data"]["task"]["init_args"]["seed"] == 7 and "toy:" in text
-        assert all(":0/" not in line and "-0/" not in line for line in text.splitlines() if "toy:" in line)
-        assert yaml.safe_dump(config) != text  # the original is left alone
-    assert reward_model(yaml.safe_load((ROOT / "configs" / "toy_plain.yaml").read_text()), 2) == "toy:plain-2/reward"
-    assert reward_model(yaml.safe_load((ROOT / "configs" / "toy_math.yaml").read_text()), 2) is None
+    config = resolve_config(["--config", str(ROOT / "configs" / name)])
+    overrides = world_overrides(config, 7)
+    assert overrides[-2:] == ["--data.task.init_args.seed", "7"]
+    names = dict(zip(overrides[::2], overrides[1::2]))
+    assert {"--model.init_args.model", "--data.teacher.init_args.model"} <= set(names)
+    assert all(v.startswith("toy:") and ("7/" in v) for k, v in names.items() if k != "--data.task.init_args.seed")
+    moved = resolve_config(["--config", str(ROOT / "configs" / name), *overrides])
+    assert moved["data"]["task"]["init_args"]["seed"] == 7 and "7/" in moved["model"]["init_args"]["model"]
+    assert (reward_model(config, 2) is None) == (name == "toy_math.yaml")
+
+
+def test_world_seeds_need_a_toy_world():
+    from w2s.config import resolve_config
+    from w2s.errors import W2SError
+    from w2s.worlds import reward_model, world_overrides
+
+    assert reward_model(resolve_config(["--config", str(ROOT / "configs" / "toy_plain.yaml")]), 2) == "toy:plain-2/reward"
     with pytest.raises(W2SError, match="--world_seeds needs a toy-world config"):
-        world_config(yaml.safe_load((ROOT / "configs" / "ntf_mmlu.yaml").read_text()), 1)
+        world_overrides(resolve_config(["--config", str(ROOT / "configs" / "ntf_mmlu.yaml")]), 1)
 
 
 def test_world_summary_has_one_line_per_world_seed_and_their_mean():
@@ -156,7 +167,7 @@ def test_world_summary_has_one_line_per_world_seed_and_their_mean():
                           "gt": {"student accuracy": [0.9, 0.9], "trust AUC": [nan, nan], "recovery %": [100, 100]}}}
 
     markdown, csv_text, summary = render_worlds({0: report(0.6, 0.8, 0.9), 1: report(0.5, 0.7, 0.8)},
-                                                ["base", "ntf", "gt"])
+                                                ["base", "ntf", "gt"], {"base": "B", "ntf": "N", "gt": "G"})
     lines = markdown.splitlines()
     assert lines[0] == ("| world seed | teacher (target) | base | ntf | gt | ntf AUC | ntf rec. % | gt rec. % |")
     assert lines[2].startswith("| 0 | 0.600 | 0.200 | 0.800 | 0.900 | 0.900 | 85.0 | 100.0 |")

@@ -22,9 +22,11 @@ def run(args: list[str], env: dict | None = None) -> subprocess.CompletedProcess
 
 
 def test_teacher_pass_under_ddp_equals_the_single_process_cache(tiny_world, tmp_path):
-    teacher_args = {"model": str(tiny_world / "teacher"), "batch_size": 16, "features": ["0:prompt_mean"]}
+    teacher_args = {"model": str(tiny_world / "teacher"), "batch_size": 16}  # the trust function's features cached
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"data": {
+    config.write_text(yaml.safe_dump({"trust": {"class_path": "trust_functions.NeuralTrustFunction",
+                                                "init_args": {"features": ["0:prompt_mean"]}},
+                                      "model": {"model": str(tiny_world / "student")}, "data": {
         "task": {"class_path": "w2s.tasks.LocalMultipleChoice", "init_args": {"path": str(tiny_world / "data")}},
         "teacher": teacher_args}}))
     ddp_cache = tmp_path / "ddp_cache"
@@ -33,7 +35,7 @@ def test_teacher_pass_under_ddp_equals_the_single_process_cache(tiny_world, tmp_
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "source:" in proc.stdout and "target:" in proc.stdout
 
-    task, teacher = LocalMultipleChoice(str(tiny_world / "data")), Teacher(**teacher_args)
+    task, teacher = LocalMultipleChoice(str(tiny_world / "data")), Teacher(**teacher_args, features=["0:prompt_mean"])
     splits = task.load()
     single = teacher.label(task, {"source": splits["source"], "target": splits["target"]})  # one process
     for name, expected in single.items():

@@ -90,7 +90,8 @@ def test_one_grpo_step_changes_every_lora_weight_and_no_frozen_one(tiny_world):
     before = {n: p.detach().clone() for n, p in student.named_parameters()}
     prompts = ["what is the capital of", "who wrote the", "the colour of", "the largest city in"]
     enc = student.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left")
-    batch = {"prompt_ids": enc.input_ids, "prompt_mask": enc.attention_mask, "weak_labels": ["a"] * 4}
+    batch = {"prompt_ids": enc.input_ids, "prompt_mask": enc.attention_mask, "labels": ["a"] * 4,
+             "examples": [{}] * 4}
     batches = DataLoader([batch], batch_size=None)
     trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
@@ -159,27 +160,41 @@ def test_grpo_student_runs_the_whole_protocol_from_the_cli(tiny_math_world, tmp_
     assert {"grpo/reward_mean", "grpo/clip_fraction", "grpo/completion_length", "student/accuracy"} <= set(tags)
 
 
-def test_free_form_batches_carry_prompts_weak_labels_and_gold(tiny_math_world):
-    """What the data module serves a GRPO student: left-padded prompts with their weak labels (training) and
-    prompts with gold answers (evaluation); an SFT student's tensors are in the training batch too."""
-    from w2s.data import W2SDataModule, pad_batch
+def test_each_student_reads_its_own_batch_format(tiny_math_world):
+    """What the data module serves: a GRPO student left-padded prompts with their trusted labels and examples, an
+    SFT student prompt + answer with the loss on the answer only, evaluation prompts with gold answers."""
+    from types import SimpleNamespace
+
+    from students import GRPOStudent, LoRASFTStudent
+    from w2s.batching import pad_batch
+    from w2s.data import W2SDataModule
     from w2s.models import load_tokenizer
     from w2s.tasks import MathReasoning
 
     data = tiny_math_world / "data"
     task = MathReasoning(f"{data}:source", f"{data}:target", f"{data}:test", instruction="")
-    module = W2SDataModule(task, teacher=None, student=str(tiny_math_world / "student"))
-    module.tokenizer = load_tokenizer(module.student)
+    tokenizer = load_tokenizer(str(tiny_math_world / "student"))
     examples = list(task.load()["test"])[:3]
-    train = module._collate([module._train_example(ex, str(k)) for k, ex in enumerate(examples)])
-    assert train["weak_labels"] == ["0", "1", "2"]
-    assert (train["prompt_mask"][:, -1] == 1).all()  # left padding: every prompt ends at the last column
-    texts = module.tokenizer.batch_decode(train["prompt_ids"], skip_special_tokens=True)
-    assert texts == [task.prompt(ex) for ex in examples]
-    assert (train["labels"] != -100).sum(1).tolist() == [len(module.tokenizer(task.completion(str(k)),
-                                                         add_special_tokens=False).input_ids) for k in range(3)]
-    evaluation = module._collate([module._eval_example(ex) for ex in examples])
-    assert evaluation["gold"] == [ex["answer"] for ex in examples] and "option_ids" not in evaluation
+    subset = SimpleNamespace(examples=examples, labels=["0", "1", "2"])
+    batches = {}
+    for student in (GRPOStudent, LoRASFTStudent):
+        module = W2SDataModule(task, teacher=None).connect(SimpleNamespace(tokenizer=tokenizer,
+                                                                           train_batch=student.train_batch), subset)
+        module.setup("fit")
+        batches[student] = next(iter(module.train_dataloader()))
+    order = [examples.index(ex) for ex in batches[GRPOStudent]["examples"]]  # the loader shuffles
+    grpo = batches[GRPOStudent]
+    assert grpo["labels"] == [str(k) for k in order] and set(grpo) == {"prompt_ids", "prompt_mask", "labels",
+                                                                       "examples"}
+    assert (grpo["prompt_mask"][:, -1] == 1).all()  # left padding: every prompt ends at the last column
+    assert tokenizer.batch_decode(grpo["prompt_ids"], skip_special_tokens=True) == [task.prompt(examples[k])
+                                                                                    for k in order]
+    sft = batches[LoRASFTStudent]
+    assert set(sft) == {"input_ids", "attention_mask", "labels"}
+    assert sorted((sft["labels"] != -100).sum(1).tolist()) == sorted(
+        len(tokenizer(task.completion(str(k)), add_special_tokens=False).input_ids) for k in range(3))
+    evaluation = next(iter(module.val_dataloader()))
+    assert evaluation["gold"][:3] == [ex["answer"] for ex in examples] and "option_ids" not in evaluation
     ids, mask = pad_batch([[1, 2], [3]], 0, left=True)
     assert ids.tolist() == [[1, 2], [0, 3]] and mask.tolist() == [[1, 1], [0, 1]]
 

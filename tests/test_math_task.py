@@ -99,9 +99,9 @@ def test_math_schema_answers_come_from_the_solution(tmp_path):
         assert ex["answer"] == str(2 * i) and ex["problem"] == MATH_ROWS[i]["problem"]
     ex = splits["source"][0]
     assert task.prompt(ex).startswith(ex["problem"]) and "\\boxed{}" in task.prompt(ex)
-    assert task.is_correct(task.parse(f"so it is \\boxed{{{ex['answer']}.0}}"), ex["answer"])
-    assert task.reward("I think \\boxed{-1}", ex["answer"]) == 0.0
-    assert task.parse("no final answer") is None and not task.is_correct(None, ex["answer"])
+    assert task.judge(f"so it is \\boxed{{{ex['answer']}.0}}", ex, ex["answer"])
+    assert task.reward("I think \\boxed{-1}", ex["answer"], ex) == 0.0
+    assert task.parse("no final answer", ex) is None and not task.is_correct(None, ex["answer"])
 
 
 def test_omni_and_aime_schemas_read_the_answer_column(tmp_path):
@@ -116,7 +116,7 @@ def test_omni_and_aime_schemas_read_the_answer_column(tmp_path):
 
 def test_answer_pattern_and_bad_input(tmp_path):
     task = MathReasoning(source="math", target="omni_math", test="aime", answer_pattern=r"answer is (\S+)")
-    assert task.parse("the answer is 5, no wait, the answer is 6") == "6"
+    assert task.parse("the answer is 5, no wait, the answer is 6", {}) == "6"
     assert task.hub_datasets() == ["AI-MO/aimo-validation-aime", "DigitalLearningGmbH/MATH-lighteval",
                                    "KbsdJames/Omni-MATH"]
     with pytest.raises(W2SError, match="not a regular expression"):

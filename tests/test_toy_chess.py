@@ -42,7 +42,7 @@ def test_multiple_choice_interface():
     prompt = task.prompt(example)
     assert prompt.endswith("Which move is best?\nA. d1e2\nB. d1d5\nC. e1f2\nD. d1a4\nAnswer:")
     assert task.gold(example) == "B" and task.parse(" B", example) == "B" and task.parse(" E", example) is None
-    assert task.parse(" B") == "B" and task.is_correct("B", task.gold(example))
+    assert task.is_correct("B", task.gold(example)) and task.judge(" (B)", example, task.gold(example))
     assert task.gold({**example, "interface": "move"}) == "d1d5"
 
 

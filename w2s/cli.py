@@ -182,8 +182,11 @@ def main(args: list[str] | None = None) -> None:
 
             chain(argv[1:])
         else:
+            expanded = expand_configs(argv)
+            if args is None:  # a DDP launcher reruns sys.argv: it must carry the expanded configs too
+                sys.argv[1:] = expanded
             W2SCLI(LoRAStudent, W2SDataModule, subclass_mode_model=True, save_config_kwargs={"overwrite": True},
-                   args=expand_configs(argv))
+                   args=None if args is None else expanded)
     except Exception as e:  # noqa: BLE001  (a W2SError may arrive wrapped by jsonargparse's instantiation)
         error = w2s_error_in(e)
         if error is None:
