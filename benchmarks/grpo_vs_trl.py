@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader
 
 from students.grpo import GRPOStudent
 from w2s.models import load_causal_lm, load_tokenizer, resolve
-from w2s.toy import ToyMath
 from w2s.tasks.math_reasoning import last_boxed
+from w2s.toy import ToyMath
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -70,11 +70,11 @@ def fit_and_score(n: int, dim: int, epochs: int, batch_size: int) -> dict:
 
 def toy_teacher_rate(n: int = 2048) -> float:
     """Examples per second of the toy teacher pass (generation, capture and all) on ``n`` target examples."""
-    from w2s.models import load_causal_lm, load_tokenizer
-    from w2s.toy import ToyKnowledge
-    from w2s.teacher import Teacher
-
     import datasets
+
+    from w2s.models import load_causal_lm, load_tokenizer
+    from w2s.teacher import Teacher
+    from w2s.toy import ToyKnowledge
 
     task = ToyKnowledge(0)
     splits = task.load()

@@ -17,8 +17,8 @@ import datasets
 import torch
 
 from w2s.models import load_causal_lm, load_tokenizer
-from w2s.toy import ToyKnowledge
 from w2s.teacher import Teacher, save_outputs
+from w2s.toy import ToyKnowledge
 
 
 def main() -> None:

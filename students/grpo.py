@@ -13,7 +13,7 @@ import torch
 
 from students.lora import LoRAStudent, lora_model
 from w2s.batching import prompt_batch
-from w2s.errors import W2SError
+from w2s.errors import W2SError, check_ranges
 from w2s.models import load_tokenizer
 
 
@@ -132,10 +132,12 @@ class GRPOStudent(LoRAStudent):
         trust_remote_code: bool = False,
         gradient_checkpointing: bool = False,
     ) -> None:
+        check_ranges("GRPOStudent", lora_r=(lora_r, "int >= 1"), lora_alpha=(lora_alpha, "> 0"), lr=(lr, "> 0"),
+                     weight_decay=(weight_decay, ">= 0"), num_generations=(num_generations, "int >= 2"),
+                     temperature=(temperature, "> 0"), max_new_tokens=(max_new_tokens, "int >= 1"),
+                     epsilon=(epsilon, "> 0"), beta=(beta, ">= 0"), num_iterations=(num_iterations, "int >= 1"),
+                     max_grad_norm=(max_grad_norm, "> 0"), accumulate=(accumulate, "int >= 1"))
         super().__init__()
-        if num_generations < 2 or num_iterations < 1 or accumulate < 1 or temperature <= 0:
-            raise W2SError("GRPOStudent needs num_generations ≥ 2, num_iterations ≥ 1, accumulate ≥ 1, "
-                           f"temperature > 0 (got {num_generations}, {num_iterations}, {accumulate}, {temperature})")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.model = lora_model(model, lora_r, lora_alpha, target_modules, dtype,

@@ -6,6 +6,7 @@ import torch
 
 from students.lora import LoRAStudent, lora_model
 from w2s.batching import sft_batch
+from w2s.errors import check_ranges
 from w2s.models import load_tokenizer
 
 
@@ -48,6 +49,9 @@ class LoRASFTStudent(LoRAStudent):
         gradient_checkpointing: bool = False,
         max_new_tokens: int = 256,
     ) -> None:
+        check_ranges("LoRASFTStudent", lora_r=(lora_r, "int >= 1"), lora_alpha=(lora_alpha, "> 0"),
+                     lora_dropout=(lora_dropout, "[0, 1)"), lr=(lr, "> 0"), weight_decay=(weight_decay, ">= 0"),
+                     warmup_ratio=(warmup_ratio, "[0, 1)"), max_new_tokens=(max_new_tokens, "int >= 1"))
         super().__init__()
         self.save_hyperparameters()
         self.model = lora_model(model, lora_r, lora_alpha, target_modules, dtype, lora_dropout, trust_remote_code,

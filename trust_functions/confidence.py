@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from trust_functions.base import TrustFunction
-from w2s.tasks.base import LETTERS
 from w2s.outputs import TeacherOutputs
+from w2s.tasks.base import LETTERS
 
 
 def option_probabilities(target: TeacherOutputs) -> torch.Tensor | None:

@@ -10,9 +10,9 @@ import torch
 
 from trust_functions.base import TrustFunction
 from trust_functions.confidence import InternalConfidence
-from w2s.errors import W2SError
-from w2s.tasks.base import Task
+from w2s.errors import W2SError, check_ranges
 from w2s.outputs import TeacherOutputs
+from w2s.tasks.base import Task
 
 
 class FewShot(Task):
@@ -63,8 +63,7 @@ class ICLConfidence(TrustFunction):
     row, title = "icl", "ICL + I-Confidence"
 
     def __init__(self, k: int = 4, seed: int = 0, separator: str = "\n\n") -> None:
-        if k < 1:
-            raise W2SError(f"ICLConfidence.k must be ≥ 1 (got {k})")
+        check_ranges("ICLConfidence", k=(k, "int >= 1"))
         self.k, self.seed, self.separator = k, seed, separator
         self.outputs: TeacherOutputs | None = None
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from trust_functions.base import FeatureView, TrustFunction, split_source
 from w2s import metrics
-from w2s.errors import W2SError
+from w2s.errors import W2SError, check_ranges
 from w2s.outputs import TeacherOutputs
 
 
@@ -94,6 +94,10 @@ class NeuralTrustFunction(TrustFunction):
         features: list[str] | None = None,
         checkpoint: str | None = None,
     ) -> None:
+        check_ranges("NeuralTrustFunction", width=(width, "int >= 1"), depth=(depth, "int >= 1"),
+                     expansion=(expansion, "int >= 1"), dropout=(dropout, "[0, 1)"), drop_path=(drop_path, "[0, 1)"),
+                     lr=(lr, "> 0"), weight_decay=(weight_decay, ">= 0"), max_epochs=(max_epochs, "int >= 1"),
+                     batch_size=(batch_size, "int >= 1"), val_fraction=(val_fraction, "(0, 1)"))
         self.standardize, self.features, self.checkpoint = standardize, features, checkpoint
         self.width, self.depth, self.expansion = width, depth, expansion
         self.dropout, self.drop_path, self.lr, self.weight_decay = dropout, drop_path, lr, weight_decay

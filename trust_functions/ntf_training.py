@@ -29,7 +29,7 @@ def train_network(network: torch.nn.Module, x: FeatureView, y: torch.Tensor, tra
 class NTFModule(L.LightningModule):
     """Trains an :class:`NTFNetwork` with class-reweighted BCE and AdamW; validates by AUC."""
 
-    def __init__(self, network: NTFNetwork, pos_weight: float, lr: float, weight_decay: float) -> None:
+    def __init__(self, network: torch.nn.Module, pos_weight: float, lr: float, weight_decay: float) -> None:
         super().__init__()
         self.network, self.lr, self.weight_decay = network, lr, weight_decay
         self.register_buffer("pos_weight", torch.tensor(pos_weight))

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from trust_functions.base import TrustFunction, feature_matrix, split_source
 from w2s import metrics
+from w2s.errors import check_ranges
 from w2s.outputs import TeacherOutputs
 
 
@@ -27,6 +28,8 @@ class LinearProbe(TrustFunction):
 
     def __init__(self, l2: float = 1e-3, max_iter: int = 200, val_fraction: float = 0.2,
                  features: list[str] | None = None) -> None:
+        check_ranges("LinearProbe", l2=(l2, ">= 0"), max_iter=(max_iter, "int >= 1"),
+                     val_fraction=(val_fraction, "(0, 1)"))
         self.l2, self.max_iter, self.val_fraction, self.features = l2, max_iter, val_fraction, features
         self.linear: torch.nn.Linear | None = None
         self.source_val: dict[str, float] = {}

@@ -9,9 +9,9 @@ from tqdm.auto import tqdm
 
 from trust_functions.base import TrustFunction, require_both_classes, stratified_split
 from w2s import metrics
-from w2s.errors import W2SError
-from w2s.tasks.base import Task
+from w2s.errors import W2SError, check_ranges
 from w2s.outputs import TeacherOutputs
+from w2s.tasks.base import Task
 
 
 class RewardModel(TrustFunction):
@@ -48,8 +48,9 @@ class RewardModel(TrustFunction):
         dtype: str = "auto",
         trust_remote_code: bool = False,
     ) -> None:
-        if fine_tune_steps < 0 or batch_size < 1 or lora_r < 0 or not 0 < val_fraction < 1:
-            raise W2SError("RewardModel: fine_tune_steps and lora_r must be ≥ 0, batch_size ≥ 1, val_fraction in (0, 1)")
+        check_ranges("RewardModel", fine_tune_steps=(fine_tune_steps, "int >= 0"), lr=(lr, "> 0"),
+                     lora_r=(lora_r, "int >= 0"), batch_size=(batch_size, "int >= 1"),
+                     max_length=(max_length, "int >= 1"), val_fraction=(val_fraction, "(0, 1)"))
         self.model, self.fine_tune_steps, self.lr, self.lora_r = model, fine_tune_steps, lr, lora_r
         self.batch_size, self.max_length, self.val_fraction = batch_size, max_length, val_fraction
         self.dtype, self.trust_remote_code = dtype, trust_remote_code

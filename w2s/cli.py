@@ -26,7 +26,6 @@ from w2s.hub import preflight
 from w2s.protocol import run_protocol
 from w2s.report import log_run, run_results, save_run, summary
 
-
 COMMANDS = {
     "fit": "run the protocol (teacher pass, trust fit, selection) and train the student on the trusted subset",
     "validate": "evaluate the student on the target test split",

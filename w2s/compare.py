@@ -15,7 +15,6 @@ import io
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 from jsonargparse.typing import import_object
@@ -26,8 +25,7 @@ from w2s.cache import atomic_write_text
 from w2s.config import resolve_config
 from w2s.errors import W2SError
 from w2s.metrics import recovery
-from w2s.runs import (command_parser, cores, fmt, json_safe, logger_args, parse_command, run_fit,
-                      stamp_output_dir)
+from w2s.runs import command_parser, cores, fmt, json_safe, logger_args, parse_command, run_fit, stamp_output_dir
 
 BASE = "base"  # the student before training: measured inside every run, not a run of its own
 COLUMNS = ["row", "trust AUC", "ECE", "Brier", "purity@n", "n", "student accuracy", "recovery %"]

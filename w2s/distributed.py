@@ -10,17 +10,15 @@ into the cache entry a single-process pass writes (same key), which ``fit`` late
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import datasets
 import lightning as L
-import torch
 from torch.utils.data import DataLoader
 
 from w2s.cache import cache_root, is_complete
 from w2s.models import load_causal_lm, load_tokenizer
-from w2s.tasks.base import Task
 from w2s.outputs import TeacherOutputs, load_outputs, save_outputs
+from w2s.tasks.base import Task
 from w2s.teacher import Teacher
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from w2s.errors import W2SError
+from w2s.errors import W2SError, check_ranges
 from w2s.metrics import ranking
 
 
@@ -33,13 +33,10 @@ class Selection:
         fraction: float = 0.5,
         threshold: float = 0.5,
     ) -> None:
+        if mode == "top_n" and n is None:
+            raise W2SError("selection.n must be a positive integer for mode top_n (got None)")
+        check_ranges("selection", n=(n, "int >= 1"), fraction=(fraction, "(0, 1]"), threshold=(threshold, "[0, 1]"))
         self.mode, self.n, self.fraction, self.threshold = mode, n, fraction, threshold
-        if mode == "top_n" and (n is None or n <= 0):
-            raise W2SError(f"selection.n must be a positive integer for mode top_n (got {n})")
-        if mode == "fraction" and not 0 < fraction <= 1:
-            raise W2SError(f"selection.fraction must be in (0, 1] (got {fraction})")
-        if mode == "threshold" and not 0 <= threshold <= 1:
-            raise W2SError(f"selection.threshold must be in [0, 1] (got {threshold})")
 
     def size(self, n_target: int) -> int:
         """How many weak labels a score-independent selection keeps (``top_n`` and ``fraction``)."""

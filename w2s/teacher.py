@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from w2s.batching import pad_batch
 from w2s.cache import cache_root, is_complete, read_manifest, stable_hash
-from w2s.errors import W2SError
+from w2s.errors import W2SError, check_ranges
 from w2s.models import load_causal_lm, load_tokenizer, resolve
 from w2s.outputs import TeacherOutputs, load_outputs, parse_feature, save_outputs
 from w2s.tasks.base import Task
@@ -72,9 +72,8 @@ class Teacher:
         shard_size: int = 1024,
         cache_dtype: Literal["float32", "float16"] = "float32",
     ) -> None:
-        if batch_size < 1 or max_new_tokens < 1 or shard_size < 1:
-            raise W2SError(f"teacher batch_size, max_new_tokens and shard_size must be ≥ 1 (got {batch_size}, "
-                           f"{max_new_tokens}, {shard_size})")
+        check_ranges("Teacher", batch_size=(batch_size, "int >= 1"), max_new_tokens=(max_new_tokens, "int >= 1"),
+                     shard_size=(shard_size, "int >= 1"))
         self.shard_size, self.cache_dtype = shard_size, cache_dtype
         self.model, self.batch_size, self.max_new_tokens = model, batch_size, max_new_tokens
         self.layer, self.position, self.dtype, self.trust_remote_code = layer, position, dtype, trust_remote_code

@@ -10,7 +10,7 @@ import datasets
 import numpy as np
 
 from w2s.cache import stable_hash
-from w2s.errors import W2SError
+from w2s.errors import W2SError, check_ranges
 from w2s.tasks.base import LETTERS, SPLITS, Task, format_mcqa_prompt, parse_letter
 from w2s.tasks.stockfish import EngineSettings, board, label_positions
 
@@ -105,6 +105,9 @@ class Chess(Task):
         max_examples: int | None = None,
         mcqa_splits: list[str] | None = None,
     ) -> None:
+        check_ranges("Chess", min_ply=(min_ply, "int >= 0"), max_cp_loss=(max_cp_loss, ">= 0"),
+                     engine_depth=(engine_depth, "int >= 1"), engine_time=(engine_time, "> 0"),
+                     max_examples=(max_examples, "int >= 1"))
         if path is None and None in (source, target, test):
             raise W2SError("the Chess task needs source, target and test positions files (or a saved dataset "
                            "path)")

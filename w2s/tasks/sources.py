@@ -22,7 +22,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from w2s.errors import W2SError, w2s_error_in
+from w2s.errors import W2SError, check_ranges, w2s_error_in
 from w2s.tasks.base import LETTERS, SPLITS
 
 FEATURES = datasets.Features({
@@ -139,8 +139,7 @@ class ReferenceSplits:
 
     def set_references(self, source: str | list[str], target: str | list[str], test: str | list[str],
                        data_dir: str | None, shuffle_seed: int, max_examples: int | None) -> None:
-        if max_examples is not None and max_examples < 1:
-            raise W2SError(f"task max_examples must be ≥ 1 (got {max_examples})")
+        check_ranges(type(self).__name__, max_examples=(max_examples, "int >= 1"))
         self.source, self.target, self.test = source, target, test
         self.references = {name: parse_references(refs, name, self.registry)
                            for name, refs in zip(SPLITS, (source, target, test))}

@@ -13,8 +13,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
 
-from w2s.cache import atomic_dir, is_complete
 from w2s.batching import pad_batch
+from w2s.cache import atomic_dir, is_complete
 from w2s.toy.world import CorpusSampler
 
 log = logging.getLogger(__name__)

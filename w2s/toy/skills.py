@@ -37,8 +37,8 @@ class Skill:
 @torch.no_grad()
 def greedy_answers(model_dir: Path, prompts: list[str], max_new_tokens: int, batch_size: int = 256) -> list[str]:
     """The greedy continuation of each prompt by the model saved in ``model_dir`` (left-padded batches)."""
-    from w2s.models import load_causal_lm, load_tokenizer
     from w2s.batching import pad_batch
+    from w2s.models import load_causal_lm, load_tokenizer
 
     model, tokenizer = load_causal_lm(str(model_dir), "float32"), load_tokenizer(str(model_dir))
     ids = tokenizer(prompts).input_ids
