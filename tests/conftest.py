@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the hub, nor read the user's hub and datasets caches
@@ -76,6 +78,34 @@ def run_cli(*args: str, cwd: Path) -> CliResult:
         os.chdir(old_cwd)
         sys.argv = old_argv
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def error_message(stderr: str) -> str:
+    """The one ``error:`` line of a failed run's stderr with the indented lines that continue it (jsonargparse's
+    nested reasons), without the usage text before it: that names every option, so a test that looks for an
+    option's name anywhere in stderr cannot fail."""
+    lines = stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"(\S[^:]*: )?error: ", line)]
+    assert len(starts) == 1, f"expected one error line in:\n{stderr[-3000:]}"
+    message = [lines[starts[0]]]
+    for line in lines[starts[0] + 1:]:
+        if line and not line[0].isspace():  # the message has ended (e.g. a log line printed after it)
+            break
+        message.append(line)
+    return "\n".join(message).rstrip()
+
+
+def synthetic_outputs(n: int, seed: int, d: int = 16, correct=None):
+    """Synthetic teacher outputs whose correctness is a nonlinear function of the hidden state."""
+    from w2s.teacher import TeacherOutputs
+
+    rng = np.random.default_rng(seed)
+    hidden = rng.normal(size=(n, d)).astype(np.float32)
+    if correct is None:
+        correct = (hidden[:, 0] * hidden[:, 1] > 0) | (hidden[:, 2] > 1.0)
+    return TeacherOutputs(ids=[str(i) for i in range(n)], generations=["A"] * n, weak_labels=["A"] * n,
+                          hidden=hidden, option_logprobs=None, token_logprobs=np.zeros(n, np.float32),
+                          token_entropy=np.zeros(n, np.float32), correct=np.asarray(correct))
 
 
 def tiny_args(world: Path, *extra: str) -> list[str]:

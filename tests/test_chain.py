@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_cli, run_main
+from conftest import ROOT, error_message, run_cli, run_main
 
 
 def chain_config(world: Path, tmp_path: Path) -> Path:
@@ -116,8 +116,8 @@ def test_chain_config_errors_are_one_line(tmp_path):
     bad = tmp_path / "no_chain.yaml"
     bad.write_text((ROOT / "configs" / "toy.yaml").read_text())
     proc = run_cli("chain", "--config", str(bad), cwd=tmp_path)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "chain: block" in proc.stderr
+    message = error_message(proc.stderr)
+    assert proc.returncode == 2 and "\n" not in message and "has no chain: block with a students: list" in message
 
 
 @pytest.mark.parametrize("previous,current,stops", [

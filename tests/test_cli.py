@@ -1,13 +1,14 @@
 """End to end through ``main.py`` on the tiny toy world, and the bad inputs that must give one clear line."""
 
 import json
+import re
 
 import datasets
 import pytest
 import torch
 import yaml
 
-from conftest import ROOT, run_cli, run_main, tiny_args
+from conftest import ROOT, error_message, run_cli, run_main, tiny_args
 
 REQUIRED = ["teacher.accuracy.source", "teacher.accuracy.target", "trust.auc", "trust.ece", "trust.brier",
             "trust.purity", "selection.n", "student.accuracy.base", "student.accuracy.final"]
@@ -163,7 +164,7 @@ def _rekey(entry):
     ("nan_hidden_states", "contain NaN/Inf"),
     ("corrupt_cache", "is corrupt"),
     ("cache_of_another_teacher", "another teacher pass"),
-    ("yaml_wrong_type", "data.batch_size"),
+    ("yaml_wrong_type", 'Parser key "data.batch_size"'),
     ("unknown_toy_world", "unknown toy world 'nosuch'"),
 ])
 def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
@@ -175,12 +176,12 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
         "always_right": lambda: ["--data.task.path", _always_right_source(tiny_world, tmp_path)],
         "missing_dataset": ["--data.task.path", str(tmp_path / "nowhere")],
         "hub_id_offline": ["--model.model", "Qwen/Qwen3-1.7B"],  # HF_HUB_OFFLINE=1 in conftest
-        "missing_field": lambda: ["--data.task.path", _dataset(tiny_world, tmp_path, "no_answer", lambda d: datasets.DatasetDict(
-            {k: v.remove_columns("answer") for k, v in d.items()}))],
-        "empty_source": lambda: ["--data.task.path", _dataset(tiny_world, tmp_path, "empty_source", lambda d: datasets.DatasetDict(
-            {**d, "source": d["source"].select([])}))],
-        "empty_target": lambda: ["--data.task.path", _dataset(tiny_world, tmp_path, "empty_target", lambda d: datasets.DatasetDict(
-            {**d, "target": d["target"].select([])}))],
+        "missing_field": lambda: ["--data.task.path", _dataset(tiny_world, tmp_path, "no_answer", lambda d: (
+            datasets.DatasetDict({k: v.remove_columns("answer") for k, v in d.items()})))],
+        "empty_source": lambda: ["--data.task.path", _dataset(tiny_world, tmp_path, "empty_source", lambda d: (
+            datasets.DatasetDict({**d, "source": d["source"].select([])})))],
+        "empty_target": lambda: ["--data.task.path", _dataset(tiny_world, tmp_path, "empty_target", lambda d: (
+            datasets.DatasetDict({**d, "target": d["target"].select([])})))],
         "n_not_positive": ["--data.selection.mode", "top_n", "--data.selection.n", "0"],
         "fraction_outside": ["--data.selection.fraction", "1.5"],
         "always_wrong": lambda: ["--data.task.path", _always_right_source(tiny_world, tmp_path, keep_right=False)],
@@ -193,23 +194,33 @@ def test_bad_input_gives_one_clear_line(tiny_world, tmp_path, case, expected):
     extra = extra() if callable(extra) else extra
     proc = run_cli(*tiny_args(tiny_world, *extra), cwd=tmp_path)
     assert proc.returncode != 0
-    assert expected in proc.stderr
+    assert expected in error_message(proc.stderr)  # not the usage text, which names every option
     assert "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("runs/toy/version_*/results.json"))
 
 
-@pytest.mark.parametrize("trust,arg,value", [
-    ("NeuralTrustFunction", "widht", "3"), ("NeuralTrustFunction", "depth", "deep"),
-    ("LinearProbe", "l2", "strong"), ("LinearProbe", "lambda", "1"),
-    ("Random", "seed", "x"), ("Entropy", "temperature", "2"), ("InternalConfidence", "k", "1"),
-    ("ICLConfidence", "k", "many"), ("ICLConfidence", "shots", "2"),
-    ("RewardModel", "fine_tune_steps", "many"), ("RewardModel", "modle", "x"),
+# what jsonargparse's message says of an init_args name the class does not take, and of a value of the wrong type
+PROBLEMS = {"unknown": "Option '{arg}' is not accepted", "type": 'Parser key "{arg}":'}
+
+
+@pytest.mark.parametrize("trust,arg,value,problem", [
+    ("NeuralTrustFunction", "widht", "3", "unknown"), ("NeuralTrustFunction", "depth", "deep", "type"),
+    ("LinearProbe", "l2", "strong", "type"), ("LinearProbe", "lambda", "1", "unknown"),
+    ("Random", "seed", "x", "type"), ("Entropy", "temperature", "2", "unknown"),
+    ("InternalConfidence", "k", "1", "unknown"), ("ICLConfidence", "k", "many", "type"),
+    ("ICLConfidence", "shots", "2", "unknown"), ("RewardModel", "fine_tune_steps", "many", "type"),
+    ("RewardModel", "modle", "x", "unknown"),
 ])
-def test_wrong_trust_init_args_fail_at_parse_time(tmp_path, trust, arg, value):
-    """A wrong init_args name or type is jsonargparse's message, before any model is loaded or world built."""
+def test_wrong_trust_init_args_fail_at_parse_time(tmp_path, trust, arg, value, problem):
+    """A wrong init_args name or type is jsonargparse's message, before any model is loaded or world built: the
+    message (not the usage text, which names every option) names the trust function and the argument."""
     proc = run_cli("fit", "--config", str(ROOT / "configs" / "toy.yaml"), "--trust", trust,
                    f"--trust.init_args.{arg}", value, "--data.teacher.model", str(tmp_path / "never_loaded"),
                    cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert arg in proc.stderr or value in proc.stderr
+    message = error_message(proc.stderr)
+    assert f"class_path 'trust_functions.{trust}'" in message
+    assert PROBLEMS[problem].format(arg=arg) in message, message
+    if problem == "type":  # "Got value: x", or "Given value: x" where the type is a union such as int | None
+        assert re.search(rf"(Got|Given) value: {re.escape(value)}$", message, re.MULTILINE), message
     assert not (tmp_path / "runs").exists()

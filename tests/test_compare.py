@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli, run_main
+from conftest import ROOT, error_message, run_cli, run_main
 
 ROWS = ["base", "naive", "entropy", "reward", "ntf", "gt"]  # the linear probe row runs in test_cli
 
@@ -82,7 +82,8 @@ def test_compare_resumes_without_rerunning_and_refuses_other_settings(compared, 
     assert (out / "table.md").read_text() == before
     proc = run_cli(*args[:-4], "--trainer.max_steps", "7", cwd=out.parent)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error:") and "--output_dir" in proc.stderr
+    message = error_message(proc.stderr)  # "--output_dir" alone would be found in the usage text
+    assert "holds a compare run with a different config or overrides; give another --output_dir" in message
 
 
 def test_hparams_and_recovery_reach_tensorboard(compared):
@@ -92,14 +93,15 @@ def test_hparams_and_recovery_reach_tensorboard(compared):
     events = EventAccumulator(str(out / "reward" / "seed1")).Reload()
     assert {"hp/student_accuracy", "hp/trust_auc", "hp/recovery"} <= set(events.Tags()["scalars"])
     report = json.loads((out / "results.json").read_text())
-    assert events.Scalars("hp/recovery")[-1].value == pytest.approx(report["table"]["reward"]["recovery %"][1], abs=1e-4)
+    recovery = report["table"]["reward"]["recovery %"][1]
+    assert events.Scalars("hp/recovery")[-1].value == pytest.approx(recovery, abs=1e-4)
     plugins = events.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in plugins
 
 
 def test_unknown_row_fails_at_once(tiny_config):
     proc = run_cli("compare", "--config", str(tiny_config), "--rows", "ntf", "bogus", cwd=tiny_config.parent)
-    assert proc.returncode == 2 and "unknown row" in proc.stderr
+    assert proc.returncode == 2 and "unknown row(s) ['bogus']" in error_message(proc.stderr)
 
 
 def test_a_failing_run_names_its_row_and_log(tiny_config, tmp_path):

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from test_trust_functions import _outputs
+from conftest import synthetic_outputs
 from trust_functions import LinearProbe
 from w2s.errors import W2SError
 from w2s.sweep import candidate_features, feature_sweep, source_validation_auc
@@ -22,7 +22,7 @@ def _shifted(n: int, seed: int, groups: list[str], first_dim: int = 0):
     hidden = rng.normal(size=(n, 8)).astype(np.float32)
     for k, g in enumerate(groups):
         hidden[group == g, first_dim + k] += np.where(correct[group == g], 2.0, -2.0)
-    out = replace(_outputs(n, seed, d=8, correct=correct), hidden=hidden, features={"0:prompt_mean": stable})
+    out = replace(synthetic_outputs(n, seed, d=8, correct=correct), hidden=hidden, features={"0:prompt_mean": stable})
     return out, list(group)
 
 

@@ -69,9 +69,9 @@ def test_cache_is_reused_and_keyed(tiny_world, cache_root, monkeypatch):
     monkeypatch.setattr("w2s.teacher.load_causal_lm", lambda *a, **k: pytest.fail("cache miss"))
     again = teacher.label(task, {"source": splits["source"]})["source"]
     assert np.array_equal(np.asarray(first.hidden), np.asarray(again.hidden)) and first.ids == again.ids
-    other = Teacher(str(tiny_world / "teacher"), batch_size=16, layer=0)
-    assert other.cache_key(task, splits["source"]) != teacher.cache_key(task, splits["source"])
-    assert Teacher(str(tiny_world / "student")).cache_key(task, splits["source"]) != teacher.cache_key(task, splits["source"])
+    key = teacher.cache_key(task, splits["source"])
+    assert Teacher(str(tiny_world / "teacher"), batch_size=16, layer=0).cache_key(task, splits["source"]) != key
+    assert Teacher(str(tiny_world / "student")).cache_key(task, splits["source"]) != key
 
 
 def test_corrupt_cache_names_itself(teacher_model, mixed_split, tmp_path):
@@ -110,12 +110,13 @@ def test_extra_features_equal_a_plain_forward(teacher_model, mixed_split):
         assert np.allclose(out.features["-1:prompt_mean"][i], states[-1][0].mean(0).numpy(), atol=1e-4)
 
 
-def test_features_survive_the_cache_and_change_its_key(tiny_world, cache_root, tmp_path):
+def test_features_survive_the_cache_and_change_its_key(tiny_world, cache_root, monkeypatch):
     task = LocalMultipleChoice(str(tiny_world / "data"))
     split = task.load()["source"]
     teacher = Teacher(str(tiny_world / "teacher"), batch_size=16, features=["-1:prompt_mean"])
     assert teacher.cache_key(task, split) != Teacher(str(tiny_world / "teacher"), batch_size=16).cache_key(task, split)
     first = teacher.label(task, {"source": split})["source"]
+    monkeypatch.setattr("w2s.teacher.load_causal_lm", lambda *a, **k: pytest.fail("cache miss"))
     again = teacher.label(task, {"source": split})["source"]
     assert np.array_equal(np.asarray(first.features["-1:prompt_mean"]), np.asarray(again.features["-1:prompt_mean"]))
 

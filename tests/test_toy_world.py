@@ -15,7 +15,7 @@ def test_world_is_deterministic_and_splits_are_disjoint():
     a, b = make_splits(KnowledgeBase.sample(spec), spec), make_splits(KnowledgeBase.sample(spec), spec)
     assert a == b
     ids = {name: {ex["id"] for ex in split} for name, split in a.items()}
-    assert not ids["target"] & ids["test"] and not ids["source"] & ids["target"]
+    assert not ids["target"] & ids["test"] and not ids["source"] & ids["target"] and not ids["source"] & ids["test"]
     assert {ex["id"].split(":")[1] for ex in a["source"]} == set(spec.source_families)
     assert {ex["id"].split(":")[1] for ex in a["target"]} == set(spec.target_families)
 
