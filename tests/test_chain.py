@@ -20,13 +20,14 @@ from conftest import ROOT, error_message, run_cli, run_main
 def chain_config(world: Path, tmp_path: Path) -> Path:
     """configs/toy_chain.yaml on the tiny world: two generations of the tiny student, no ground-truth runs;
     generation 1's trust function is reused (the tiny teacher and student have one hidden size)."""
-    config = yaml.safe_load((ROOT / "configs" / "toy_chain.yaml").read_text())
-    config["chain"] = {"students": [str(world / "student")] * 2, "ground_truth": False, "collapse_margin": 1.0,
-                       "trust": "reuse"}
-    config["data"]["task"] = {"class_path": "w2s.tasks.LocalMultipleChoice", "init_args": {"path": str(world / "data")}}
-    config["data"]["teacher"]["model"] = str(world / "teacher")
-    config["trust"]["init_args"]["max_epochs"] = 3
-    config["trainer"].update(max_steps=6, enable_progress_bar=False)
+    config = {"base": str(ROOT / "configs" / "toy_chain.yaml"),  # a delta over the shipped chain config
+              "chain": {"students": [str(world / "student")] * 2, "ground_truth": False, "collapse_margin": 1.0,
+                        "trust": "reuse"},
+              "data": {"task": {"class_path": "w2s.tasks.LocalMultipleChoice",
+                                "init_args": {"path": str(world / "data")}},
+                       "teacher": {"model": str(world / "teacher")}},
+              "trust": {"init_args": {"max_epochs": 3}},
+              "trainer": {"max_steps": 6, "enable_progress_bar": False}}
     path = tmp_path / "chain.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -101,11 +102,11 @@ def test_chain_block_is_checked(tmp_path, chain, message):
     from w2s.chain import read_config
     from w2s.errors import W2SError
 
-    config = yaml.safe_load((ROOT / "configs" / "toy_chain.yaml").read_text()) | {"chain": chain}
+    config = {"base": str(ROOT / "configs" / "toy_chain.yaml"), "chain": chain}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(W2SError, match=message):
         read_config(tmp_path / "c.yaml", [])
-    config["trust"] = {"class_path": "trust_functions.Entropy"}
+    config["trust"] = {"class_path": "trust_functions.Entropy"}  # saves nothing to reuse
     config["chain"] = {"students": ["a", "b"], "trust": "reuse"}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(W2SError, match="reuse needs a trust function that saves and reloads"):

@@ -30,11 +30,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 from jsonargparse.typing import import_object
 
 from w2s.cache import atomic_dir, atomic_write_text, is_complete
-from w2s.config import config_args, read_yaml, resolve_config
+from w2s.config import resolve_config
 from w2s.errors import W2SError
 from w2s.metrics import recovery
 from w2s.runs import command_parser, cores, fmt, logger_args, parse_command, run_fit, stamp_output_dir
@@ -48,11 +47,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parse_command(parser, argv)
 
 
-def read_config(path: Path, extra: list[str]) -> tuple[dict, dict, dict]:
-    """The fit config without its ``chain:`` block (a ``base:`` it names made absolute), that block (checked),
-    and the fit config resolved with the overrides ``extra``."""
-    config = read_yaml(path)
-    chain = config.pop("chain", None)
+def read_config(path: Path, extra: list[str]) -> tuple[dict, dict]:
+    """The config resolved with the overrides ``extra`` (as ``fit`` reads it), and its ``chain:`` block (checked;
+    ``fit`` itself ignores the block)."""
+    resolved = resolve_config(["--config", str(path), *extra])
+    chain = resolved.pop("chain", None)
     if not isinstance(chain, dict) or not chain.get("students"):
         raise W2SError(f"{path} has no chain: block with a students: list (one student model per generation)")
     students = list(chain["students"])
@@ -67,7 +66,6 @@ def read_config(path: Path, extra: list[str]) -> tuple[dict, dict, dict]:
     trust = chain.get("trust", "refit")
     if trust not in ("refit", "reuse"):
         raise W2SError(f"chain.trust is {trust!r}; use refit (fit per generation) or reuse (generation 1's)")
-    resolved = resolve_config([*config_args(path, config), *extra])
     trust_class = import_object(resolved["trust"]["class_path"])
     if trust == "reuse" and not trust_class.reusable:
         raise W2SError(f"chain.trust: reuse needs a trust function that saves and reloads its fitted state "
@@ -79,11 +77,9 @@ def read_config(path: Path, extra: list[str]) -> tuple[dict, dict, dict]:
     if unknown:
         raise W2SError(f"unknown chain option(s) {sorted(unknown)}; use students, fractions, ground_truth, "
                        "collapse_margin, trust, features")
-    if "base" in config:
-        config["base"] = str((path.parent / config["base"]).resolve())
-    return config, {"students": students, "fractions": fractions, "ground_truth": chain.get("ground_truth", True),
+    return resolved, {"students": students, "fractions": fractions, "ground_truth": chain.get("ground_truth", True),
                     "collapse_margin": float(chain.get("collapse_margin", 0.1)), "trust": trust,
-                    "features": features}, resolved
+                    "features": features}
 
 
 def trust_overrides(chain: dict, k: int, first: Path) -> list[str]:
@@ -185,11 +181,9 @@ def main(argv: list[str]) -> None:
     args, extra = parse_args(argv)
     if any(a.startswith("--data.teacher.model") for a in extra):
         raise W2SError("the chain sets each generation's teacher itself; set generation 1's in the config")
-    fit_config, chain, resolved = read_config(args.config, extra)
+    resolved, chain = read_config(args.config, extra)
     out = args.output_dir
-    stamp_output_dir(out, "chain.json", {"config": fit_config, "chain": chain, "extra": extra}, "chain")
-    config_path = out / "fit.yaml"  # the fit config the generations share (the chain: block removed)
-    atomic_write_text(config_path, yaml.safe_dump(fit_config, sort_keys=False))
+    stamp_output_dir(out, "chain.json", {"config": resolved, "chain": chain}, "chain")
     teacher0 = resolved["data"]["teacher"]["init_args"]["model"]
 
     report: dict = {"config": str(args.config), "chain": chain, "seeds": args.seeds, "generations": {}}
@@ -199,7 +193,7 @@ def main(argv: list[str]) -> None:
         for k, student in enumerate(chain["students"], 1):
             fraction = chain["fractions"][k - 1] if chain["fractions"] else None
             trust_args = trust_overrides(chain, k, out / f"seed{seed}" / "gen1")
-            gen = run_generation(config_path, extra, seed, out / f"seed{seed}" / f"gen{k}", teacher, student,
+            gen = run_generation(args.config, extra, seed, out / f"seed{seed}" / f"gen{k}", teacher, student,
                                  fraction, chain["ground_truth"], f"seed {seed}, generation {k}", trust_args,
                                  args.in_process)
             rows.append(row(gen))

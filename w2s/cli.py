@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Optional, TextIO
 
 import yaml
 from jsonargparse.typing import import_object
@@ -52,6 +52,8 @@ class W2SCLI(LightningCLI):
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0,
                              "checkpoint.save_on_train_epoch_end": True, "checkpoint.every_n_epochs": 1})
         parser.link_arguments("trust", "data.trust", apply_on="parse")
+        parser.add_argument("--chain", type=Optional[dict], default=None,
+                            help="The chain command's settings (main.py chain --help); fit ignores them.")
         # the student is any LoRAStudent (class_path), LoRASFTStudent when a config gives its arguments alone
         parser.set_defaults({"model": {"class_path": "students.LoRASFTStudent"}})
 
@@ -129,10 +131,14 @@ class _ParseOnly(W2SCLI):
 
 def parse_fit_config(args: list[str]) -> dict[str, Any]:
     """The resolved ``fit`` config of ``args`` (already expanded), parsed exactly as ``fit`` parses it."""
+    argv = sys.argv
+    sys.argv = argv[:1]  # LightningCLI warns when it is given args while sys.argv holds some too
     try:
         _ParseOnly(LoRAStudent, W2SDataModule, subclass_mode_model=True, args=["fit", *args], run=True)
     except _Parsed as parsed:
         return parsed.config
+    finally:
+        sys.argv = argv
     raise AssertionError("unreachable: _ParseOnly always raises _Parsed")
 
 
@@ -197,12 +203,16 @@ def main(args: list[str] | None = None) -> None:
 def run_here(args: list[str], out: TextIO, err: TextIO) -> int:
     """``main(args)`` in this process, its output written to ``out`` / ``err``; returns the exit status its own
     process would have had (an exception other than SystemExit propagates)."""
+    argv = sys.argv
+    sys.argv = [argv[0], *args]  # exactly as from the command line (main may rewrite it, as for DDP)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            main(list(args))
+            main()
             return 0
         except SystemExit as e:
             return e.code if isinstance(e.code, int) else int(e.code is not None)
+        finally:
+            sys.argv = argv
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ class W2SDataModule(L.LightningDataModule):
             test = self.task.load()["test"]
             # per-benchmark accuracy when the test split mixes benchmarks (the paper's five-benchmark average)
             self.eval_groups = sorted(set(test["benchmark"])) if "benchmark" in test.column_names else []
-            self._eval = [self._eval_row(ex) for ex in test]
+            options = [self.task.option_token_ids(self.tokenizer, ex) for ex in test]
+            self._eval_batch = generation_batch if options[0] is None else option_batch  # free form: generate
+            self._eval = [self._eval_row(ex, ids) for ex, ids in zip(test, options)]
         if stage == "fit" and self._train is None:
             if self.subset is None:
                 raise W2SError("training needs the trusted subset: connect(student, run_protocol(...)) first")
@@ -95,10 +97,9 @@ class W2SDataModule(L.LightningDataModule):
         return {"prompt_ids": prompt[max(0, len(prompt) + len(answer) - self.max_length):], "answer_ids": answer,
                 "label": label, "example": example}
 
-    def _eval_row(self, example: dict) -> dict:
+    def _eval_row(self, example: dict, options: list[int] | None) -> dict:
         group = self.eval_groups.index(example["benchmark"]) if self.eval_groups else 0
         prompt = self._prompt_ids(example)[-self.max_length:]
-        options = self.task.option_token_ids(self.tokenizer, example)
         if options is None:  # free form (math, chess moves): the student generates its answer
             return {"prompt_ids": prompt, "gold": self.task.gold(example), "example": example, "group": group}
         return {"prompt_ids": prompt, "option_ids": options, "group": group,
@@ -113,8 +114,7 @@ class W2SDataModule(L.LightningDataModule):
                           sampler=EpochShuffle(len(self._train), self._shuffle_seed))
 
     def val_dataloader(self) -> DataLoader:
-        eval_batch = option_batch if "option_ids" in self._eval[0] else generation_batch
-        return DataLoader(self._eval, batch_size=self.eval_batch_size, collate_fn=self._collate(eval_batch))
+        return DataLoader(self._eval, batch_size=self.eval_batch_size, collate_fn=self._collate(self._eval_batch))
 
     test_dataloader = val_dataloader
 

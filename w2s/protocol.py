@@ -92,7 +92,7 @@ def protocol_report(source: TeacherOutputs, target: TeacherOutputs, trust: Trust
         "teacher": {"accuracy": {"source": source.accuracy, "target": target.accuracy},
                     "unparsed": {"source": source.n_unparsed, "target": target.n_unparsed}},
         "trust": {"name": trust.name, "ranks": not trust.keep_all, **metrics.trust_metrics(scores, correct),
-                  "purity": float(correct[chosen].float().mean()),
+                  "purity": metrics.purity_at_n(scores, correct, len(chosen)),  # chosen: the n most trusted
                   "source_val": dict(trust.source_val)},
         "selection": {"n": len(chosen), "mode": "all" if trust.keep_all else selection.mode,
                       "labels": "gold" if trust.uses_gold_labels else "weak"},
