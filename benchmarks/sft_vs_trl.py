@@ -54,7 +54,7 @@ def main() -> None:
         trainer.fit(student, DataLoader(rows, batch_size=args.batch_size, shuffle=True, collate_fn=collate))
 
     train = datasets.Dataset.from_dict({"prompt": [task.prompt(ex) for ex in examples],
-                                        "completion": [task.completion(ex["answer"]) for ex in examples]})
+                                        "completion": [task.completion(ex["answer"], ex) for ex in examples]})
     out = tempfile.mkdtemp()
 
     def trl() -> None:

@@ -64,6 +64,8 @@ class LoRAStudent(L.LightningModule):
         self.model.save_pretrained(directory)
 
     def _accuracy(self, batch: dict) -> torch.Tensor:
+        if "scored" in batch:
+            return self._likelihood_accuracy(batch)
         if "option_ids" not in batch:
             return self._generated_accuracy(batch)
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -71,6 +73,18 @@ class LoRAStudent(L.LightningModule):
         option_logits = last.gather(-1, batch["option_ids"].clamp(min=0))
         option_logits = option_logits.masked_fill(batch["option_ids"] < 0, float("-inf"))
         return (option_logits.argmax(-1) == batch["gold"]).float()
+
+    def _likelihood_accuracy(self, batch: dict) -> torch.Tensor:
+        """The most likely option (by the task's ``normalize``) against the gold one, per question."""
+        from w2s.scoring import score_continuations
+
+        total = score_continuations(self.model, batch["input_ids"], batch["attention_mask"],
+                                    batch["scored"]).logprobs.sum(1)
+        if self.trainer.datamodule.task.normalize == "chars":
+            total = total / batch["chars"].clamp(min=1)
+        table = torch.full((len(batch["gold"]), int(batch["option"].max()) + 1), float("-inf"), device=total.device)
+        table[batch["question"], batch["option"]] = total
+        return (table.argmax(1) == batch["gold"]).float()
 
     def _generated_accuracy(self, batch: dict) -> torch.Tensor:
         task = self.trainer.datamodule.task

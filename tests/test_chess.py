@@ -105,7 +105,7 @@ def test_prompt_completion_and_correctness():
     assert prompt.startswith(f"Position (FEN): {FREE_QUEEN}\nWhite to move.\nLegal moves: ")
     assert " d1d5 " in prompt and prompt.endswith("\nBest move:")
     assert "Legal moves" not in Chess(path="unused", legal_moves=False).prompt({"fen": FREE_QUEEN})
-    assert task.completion("d1d5 d1d4") == " d1d5"
+    assert task.completion("d1d5 d1d4", {}) == " d1d5"
     assert task.is_correct("d1d4", "d1d5 d1d4")
     assert not task.is_correct("d1e2", "d1d5") and not task.is_correct(None, "d1d5")
 

@@ -192,7 +192,7 @@ def test_each_student_reads_its_own_batch_format(tiny_math_world):
     sft = batches[LoRASFTStudent]
     assert set(sft) == {"input_ids", "attention_mask", "labels"}
     assert sorted((sft["labels"] != -100).sum(1).tolist()) == sorted(
-        len(tokenizer(task.completion(str(k)), add_special_tokens=False).input_ids) for k in range(3))
+        len(tokenizer(task.completion(str(k), examples[k]), add_special_tokens=False).input_ids) for k in range(3))
     evaluation = next(iter(module.val_dataloader()))
     assert evaluation["gold"][:3] == [ex["answer"] for ex in examples] and "option_ids" not in evaluation
     ids, mask = pad_batch([[1, 2], [3]], 0, left=True)

@@ -20,13 +20,16 @@ class FewShot(Task):
 
     def __init__(self, task: Task, prefix: str) -> None:
         self._task, self._prefix = task, prefix
-        self.chat_template = task.chat_template
+        self.chat_template, self.normalize = task.chat_template, task.normalize
 
     def prompt(self, example: dict) -> str:
         return self._prefix + self._task.prompt(example)
 
-    def completion(self, label: str) -> str:
-        return self._task.completion(label)
+    def completion(self, label: str, example: dict) -> str:
+        return self._task.completion(label, example)
+
+    def option_texts(self, example: dict) -> list[str] | None:
+        return self._task.option_texts(example)
 
     def parse(self, generation: str, example: dict) -> str | None:
         return self._task.parse(generation, example)
@@ -72,7 +75,7 @@ class ICLConfidence(TrustFunction):
             raise W2SError(f"ICLConfidence.k = {self.k} shots, but the source set has only {len(source)} examples")
         chosen = np.random.default_rng(self.seed).choice(len(source), size=self.k, replace=False)
         shots = [source[int(i)] for i in chosen]
-        return "".join(task.prompt(s) + task.completion(task.gold(s)) + self.separator for s in shots)
+        return "".join(task.prompt(s) + task.completion(task.gold(s), s) + self.separator for s in shots)
 
     def prepare(self, teacher, task: Task, splits: datasets.DatasetDict) -> None:
         few_shot = FewShot(task, self.shots_prefix(task, splits["source"]))

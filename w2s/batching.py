@@ -43,6 +43,20 @@ def option_batch(rows: list[dict], pad: int) -> dict:
             "gold": torch.tensor([r["gold"] for r in rows]), "group": torch.tensor([r["group"] for r in rows])}
 
 
+def choice_batch(rows: list[dict], pad: int) -> dict:
+    """Likelihood evaluation: every option of every question as one right-padded sequence (prompt + option),
+    ``scored`` marking the option's tokens; ``question`` / ``option`` say whose each sequence is, ``chars`` its
+    option's length in characters; ``gold`` the right option's index per question."""
+    pairs = [(q, k) for q, r in enumerate(rows) for k in range(len(r["continuations"]))]
+    sequences = [rows[q]["prompt_ids"] + rows[q]["continuations"][k] for q, k in pairs]
+    marks = [[0] * len(rows[q]["prompt_ids"]) + [1] * len(rows[q]["continuations"][k]) for q, k in pairs]
+    input_ids, attention_mask = pad_batch(sequences, pad, left=False)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "scored": pad_batch(marks, 0, left=False)[0],
+            "question": torch.tensor([q for q, _ in pairs]), "option": torch.tensor([k for _, k in pairs]),
+            "chars": torch.tensor([rows[q]["chars"][k] for q, k in pairs], dtype=torch.float32),
+            "gold": torch.tensor([r["gold"] for r in rows]), "group": torch.tensor([r["group"] for r in rows])}
+
+
 def generation_batch(rows: list[dict], pad: int) -> dict:
     """Free-form evaluation: left-padded prompts to generate from, the gold answers and the examples."""
     prompt_ids, prompt_mask = pad_batch([r["prompt_ids"] for r in rows], pad, left=True)

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from trust_functions.base import TrustFunction
-from w2s.batching import generation_batch, option_batch
+from w2s.batching import choice_batch, generation_batch, option_batch
 from w2s.errors import W2SError, check_ranges
 from w2s.selection import Selection
 from w2s.tasks.base import Task
@@ -74,7 +74,8 @@ class W2SDataModule(L.LightningDataModule):
             # per-benchmark accuracy when the test split mixes benchmarks (the paper's five-benchmark average)
             self.eval_groups = sorted(set(test["benchmark"])) if "benchmark" in test.column_names else []
             options = [self.task.option_token_ids(self.tokenizer, ex) for ex in test]
-            self._eval_batch = generation_batch if options[0] is None else option_batch  # free form: generate
+            self._eval_batch = (choice_batch if self.task.option_texts(test[0]) is not None
+                                else generation_batch if options[0] is None else option_batch)
             self._eval = [self._eval_row(ex, ids) for ex, ids in zip(test, options)]
         if stage == "fit" and self._train is None:
             if self.subset is None:
@@ -93,17 +94,22 @@ class W2SDataModule(L.LightningDataModule):
 
     def _train_row(self, example: dict, label: str) -> dict:
         prompt = self._prompt_ids(example)
-        answer = self.tokenizer(self.task.completion(label), add_special_tokens=False).input_ids
+        answer = self.tokenizer(self.task.completion(label, example), add_special_tokens=False).input_ids
         return {"prompt_ids": prompt[max(0, len(prompt) + len(answer) - self.max_length):], "answer_ids": answer,
                 "label": label, "example": example}
 
     def _eval_row(self, example: dict, options: list[int] | None) -> dict:
         group = self.eval_groups.index(example["benchmark"]) if self.eval_groups else 0
         prompt = self._prompt_ids(example)[-self.max_length:]
+        gold = self.task.options(example).index(self.task.gold(example)) if self.task.options(example) else None
+        if (texts := self.task.option_texts(example)) is not None:  # likelihood: every option is scored
+            continuations = self.tokenizer(texts, add_special_tokens=False).input_ids
+            prompt = prompt[max(0, len(prompt) + max(map(len, continuations)) - self.max_length):]
+            return {"prompt_ids": prompt, "continuations": continuations, "chars": [len(t) for t in texts],
+                    "gold": gold, "group": group}
         if options is None:  # free form (math, chess moves): the student generates its answer
             return {"prompt_ids": prompt, "gold": self.task.gold(example), "example": example, "group": group}
-        return {"prompt_ids": prompt, "option_ids": options, "group": group,
-                "gold": self.task.options(example).index(self.task.gold(example))}
+        return {"prompt_ids": prompt, "option_ids": options, "group": group, "gold": gold}
 
     # ---- loaders ---------------------------------------------------------------------------------------------
     def _collate(self, batch: Callable[[list[dict], int], dict]) -> Callable[[list[dict]], dict]:

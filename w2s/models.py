@@ -17,7 +17,7 @@ HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 # name prefix -> "module:function" that maps such a name to a local directory (or None: not one of its names);
 # imported only when a name with that prefix is resolved
-RESOLVERS: dict[str, str] = {"toy:": "w2s.toy:resolve_model"}
+RESOLVERS: dict[str, str] = {"toy:": "w2s.toy:resolve_model", "pip:": "w2s.pip_models:resolve_model"}
 
 
 def register_resolver(prefix: str, target: str) -> None:

@@ -29,13 +29,17 @@ CACHE_VERSION = "1"
 @dataclass
 class PassPlan:
     """A teacher pass over one split, planned: the examples, their rendered prompts and token ids, batches of
-    example indices of similar prompt length, and the option token ids of multiple-choice tasks."""
+    example indices of similar prompt length, the option token ids of lettered multiple-choice tasks, and each
+    option's completion (text and token ids) where options are scored by likelihood."""
 
     examples: list[dict]
     prompts: list[str]
     token_ids: list[list[int]]
     batches: list[np.ndarray]
     option_ids: np.ndarray | None
+    option_texts: list[list[str]] | None = None
+    option_tokens: list[list[list[int]]] | None = None
+    normalize: str = "sum"
 
 
 class Teacher:
@@ -152,14 +156,21 @@ class Teacher:
                 raise W2SError(f"teacher feature {name!r}: layer {layer} does not exist (the teacher has "
                                f"{n_states} hidden states: 0 = embeddings ... {n_states - 1} = last layer, or -1)")
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        return PassPlan(examples, prompts, token_ids, batches, _option_token_ids(task, tokenizer, examples))
+        texts = [task.option_texts(ex) for ex in examples]
+        if texts[0] is None:
+            return PassPlan(examples, prompts, token_ids, batches, _option_token_ids(task, tokenizer, examples))
+        tokens = [tokenizer(options, add_special_tokens=False).input_ids for options in texts]
+        return PassPlan(examples, prompts, token_ids, batches, None, texts, tokens, task.normalize)
 
     @torch.no_grad()
     def run_batch(self, model, tokenizer, plan: "PassPlan", b: int) -> dict[int, dict]:
         """Generate batch ``b`` of a plan: one row of outputs per example index."""
         idx = plan.batches[b]
-        batch = self._generate(model, tokenizer, [plan.token_ids[i] for i in idx],
-                               None if plan.option_ids is None else plan.option_ids[idx])
+        if plan.option_texts is not None:
+            batch = self._likelihood(model, tokenizer, plan, idx)
+        else:
+            batch = self._generate(model, tokenizer, [plan.token_ids[i] for i in idx],
+                                   None if plan.option_ids is None else plan.option_ids[idx])
         return {int(i): {k: v[j] for k, v in batch.items()} for j, i in enumerate(idx)}
 
     def assemble(self, task: Task, plan: "PassPlan", rows: dict[int, dict],
@@ -185,7 +196,7 @@ class Teacher:
             generations=[r["generation"] for r in rows_],
             weak_labels=weak,
             hidden=hidden,
-            option_logprobs=None if plan.option_ids is None else _offered_only(
+            option_logprobs=None if plan.option_ids is None and plan.option_texts is None else _offered_only(
                 np.stack([r["option_logprobs"] for r in rows_]), [len(task.options(ex)) for ex in examples]),
             token_logprobs=np.array([r["token_logprob"] for r in rows_], dtype=np.float32),
             token_entropy=np.array([r["token_entropy"] for r in rows_], dtype=np.float32),
@@ -246,6 +257,46 @@ class Teacher:
         if option_ids is not None:
             ids = torch.as_tensor(option_ids, device=logprobs.device)
             result["option_logprobs"] = list(logprobs[:, 0].gather(-1, ids).cpu().numpy())
+        return result
+
+    def _likelihood(self, model, tokenizer, plan: PassPlan, idx: np.ndarray) -> dict[str, list]:
+        """Score every option of examples ``idx`` as the continuation of its prompt (one forward over all of
+        them); the weak label is the most likely option, g(x, ŷ) the state at its final token."""
+        from w2s.scoring import score_continuations
+
+        pairs = [(j, k) for j, i in enumerate(idx) for k in range(len(plan.option_tokens[i]))]
+        prompts = [plan.token_ids[idx[j]] for j, _ in pairs]
+        options = [plan.option_tokens[idx[j]][k] for j, k in pairs]
+        ids, mask = pad_batch([p + o for p, o in zip(prompts, options)], tokenizer.pad_token_id, left=False)
+        marks, _ = pad_batch([[0] * len(p) + [1] * len(o) for p, o in zip(prompts, options)], 0, left=False)
+        device = model.device
+        out = score_continuations(model, ids.to(device), mask.to(device), marks.to(device), hidden_states=True)
+        total, n_tokens = out.logprobs.sum(1).cpu(), marks.sum(1)  # [S]
+        chars = torch.tensor([len(plan.option_texts[idx[j]][k]) for j, k in pairs], dtype=torch.float32)
+        score = total / chars.clamp(min=1) if plan.normalize == "chars" else total
+        width = max(len(t) for t in plan.option_tokens)
+        table = torch.full((len(idx), width), float("-inf"))
+        table[[j for j, _ in pairs], [k for _, k in pairs]] = score  # [B, K] option scores
+        seq = torch.full((len(idx), width), -1, dtype=torch.long)
+        seq[[j for j, _ in pairs], [k for _, k in pairs]] = torch.arange(len(pairs))
+        chosen = seq[torch.arange(len(idx)), table.argmax(1)]  # [B] the chosen option's sequence
+        last = mask.sum(1)[chosen] - 1  # its final token
+        at = (last - (1 if self.position == "produced" else 0)).to(device)  # produced: the state predicting it
+        states = out.hidden_states
+        result = {
+            "generation": [plan.option_texts[i][int(k)] for i, k in zip(idx, table.argmax(1))],
+            "hidden": list(states[self.layer][chosen.to(device), at].float().cpu().numpy()),
+            "token_logprob": (total[chosen] / n_tokens[chosen]).tolist(),
+            "token_entropy": (out.entropy.sum(1).cpu()[chosen] / n_tokens[chosen]).tolist(),
+            "option_logprobs": list(table.numpy()),
+        }
+        for name, (layer, pooling) in self._feature_specs.items():
+            if pooling == "produced":
+                values = states[layer][chosen.to(device), at]
+            else:  # prompt_mean: the chosen sequence's prompt tokens (the same for every option)
+                prompt = (1 - marks[chosen]).to(device) * mask[chosen].to(device)
+                values = (states[layer][chosen.to(device)] * prompt.unsqueeze(-1)).sum(1) / prompt.sum(1, keepdim=True)
+            result[f"feature:{name}"] = list(values.float().cpu().numpy())
         return result
 
     def _appended_state(self, model, sequences, prompt_mask, positions) -> torch.Tensor:

