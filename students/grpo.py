@@ -154,7 +154,7 @@ class GRPOStudent(LoRAStudent):
         if self.reward_fn is not None:
             reward = float(self.reward_fn(completion, label))
             return reward, reward
-        task = self.trainer.datamodule.task
+        task = self.trainer.datamodule.student_task
         formatted = self.hparams.format_reward if task.parse(completion, example) is not None else 0.0
         agree = task.reward(completion, label, example)
         return agree + formatted, agree

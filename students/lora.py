@@ -80,14 +80,14 @@ class LoRAStudent(L.LightningModule):
 
         total = score_continuations(self.model, batch["input_ids"], batch["attention_mask"],
                                     batch["scored"]).logprobs.sum(1)
-        if self.trainer.datamodule.task.normalize == "chars":
+        if self.trainer.datamodule.student_task.normalize == "chars":
             total = total / batch["chars"].clamp(min=1)
         table = torch.full((len(batch["gold"]), int(batch["option"].max()) + 1), float("-inf"), device=total.device)
         table[batch["question"], batch["option"]] = total
         return (table.argmax(1) == batch["gold"]).float()
 
     def _generated_accuracy(self, batch: dict) -> torch.Tensor:
-        task = self.trainer.datamodule.task
+        task = self.trainer.datamodule.student_task
         sequences = self.model.generate(input_ids=batch["prompt_ids"], attention_mask=batch["prompt_mask"],
                                         do_sample=False, max_new_tokens=self.max_new_tokens,
                                         pad_token_id=self.tokenizer.pad_token_id)

@@ -92,7 +92,7 @@ def test_a_san_answer_is_scored_alike_by_teacher_student_and_grpo_reward(answer,
             return torch.cat([input_ids, torch.ones((len(input_ids), 1), dtype=torch.long)], 1)
 
     student = SimpleNamespace(model=Policy(), tokenizer=Decoder(), max_new_tokens=4, device="cpu",
-                              trainer=SimpleNamespace(datamodule=SimpleNamespace(task=task)),
+                              trainer=SimpleNamespace(datamodule=SimpleNamespace(student_task=task)),
                               hparams=SimpleNamespace(format_reward=0.0), reward_fn=None)
     batch = generation_batch([{"prompt_ids": [5, 6], "gold": gold, "example": example, "group": 0}], pad=0)
     assert GRPOStudent._generated_accuracy(student, batch).tolist() == [float(right)]  # the student's evaluation

@@ -52,6 +52,7 @@ class W2SDataModule(L.LightningDataModule):
         check_ranges("data", batch_size=(batch_size, ">= 1"), eval_batch_size=(eval_batch_size, ">= 1"),
                      max_length=(max_length, ">= 2"))
         self.task, self.teacher, self.trust = task, teacher, trust
+        self.student_task = task.for_student()  # the task as the student is asked it
         self.selection = selection or Selection()
         self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
         self.subset: TrustedSubset | None = None
@@ -70,11 +71,11 @@ class W2SDataModule(L.LightningDataModule):
         if self._student is None:
             raise W2SError("W2SDataModule.connect(student, subset) must run before the trainer uses the data module")
         if self._eval is None:  # setup runs for validate, fit and test: build the evaluation rows once
-            test = self.task.load()["test"]
+            test = self.student_task.load()["test"]
             # per-benchmark accuracy when the test split mixes benchmarks (the paper's five-benchmark average)
             self.eval_groups = sorted(set(test["benchmark"])) if "benchmark" in test.column_names else []
-            options = [self.task.option_token_ids(self.tokenizer, ex) for ex in test]
-            self._eval_batch = (choice_batch if self.task.option_texts(test[0]) is not None
+            options = [self.student_task.option_token_ids(self.tokenizer, ex) for ex in test]
+            self._eval_batch = (choice_batch if self.student_task.option_texts(test[0]) is not None
                                 else generation_batch if options[0] is None else option_batch)
             self._eval = [self._eval_row(ex, ids) for ex, ids in zip(test, options)]
         if stage == "fit" and self._train is None:
@@ -89,26 +90,26 @@ class W2SDataModule(L.LightningDataModule):
         return self._student.tokenizer
 
     def _prompt_ids(self, example: dict) -> list[int]:
-        text = self.task.render(self.tokenizer, example)
-        return self.tokenizer(text, add_special_tokens=self.task.add_special_tokens).input_ids
+        text = self.student_task.render(self.tokenizer, example)
+        return self.tokenizer(text, add_special_tokens=self.student_task.add_special_tokens).input_ids
 
     def _train_row(self, example: dict, label: str) -> dict:
         prompt = self._prompt_ids(example)
-        answer = self.tokenizer(self.task.completion(label, example), add_special_tokens=False).input_ids
+        answer = self.tokenizer(self.student_task.completion(label, example), add_special_tokens=False).input_ids
         return {"prompt_ids": prompt[max(0, len(prompt) + len(answer) - self.max_length):], "answer_ids": answer,
                 "label": label, "example": example}
 
     def _eval_row(self, example: dict, options: list[int] | None) -> dict:
-        group = self.eval_groups.index(example["benchmark"]) if self.eval_groups else 0
+        task, group = self.student_task, self.eval_groups.index(example["benchmark"]) if self.eval_groups else 0
         prompt = self._prompt_ids(example)[-self.max_length:]
-        gold = self.task.options(example).index(self.task.gold(example)) if self.task.options(example) else None
-        if (texts := self.task.option_texts(example)) is not None:  # likelihood: every option is scored
+        gold = task.options(example).index(task.gold(example)) if task.options(example) else None
+        if (texts := task.option_texts(example)) is not None:  # likelihood: every option is scored
             continuations = self.tokenizer(texts, add_special_tokens=False).input_ids
             prompt = prompt[max(0, len(prompt) + max(map(len, continuations)) - self.max_length):]
             return {"prompt_ids": prompt, "continuations": continuations, "chars": [len(t) for t in texts],
                     "gold": gold, "group": group}
         if options is None:  # free form (math, chess moves): the student generates its answer
-            return {"prompt_ids": prompt, "gold": self.task.gold(example), "example": example, "group": group}
+            return {"prompt_ids": prompt, "gold": task.gold(example), "example": example, "group": group}
         return {"prompt_ids": prompt, "option_ids": options, "group": group, "gold": gold}
 
     # ---- loaders ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Literal
 
@@ -80,6 +81,11 @@ class Task:
         parsed (counted as wrong and reported)."""
         raise NotImplementedError
 
+    def for_student(self) -> "Task":
+        """The task as the student is asked it (its prompts, completions and scoring); the same task unless a
+        task lets the student answer through another interface than the teacher."""
+        return self
+
     def options(self, example: dict) -> list[str]:
         """The labels a multiple-choice example offers (``["A", "B", ...]``); free-form tasks offer none."""
         return []
@@ -144,15 +150,25 @@ class MultipleChoiceTask(Task):
         interface: ``letters`` or ``likelihood``.
         normalize: how the likelihood interface compares options: ``sum`` of the token log-probs, or ``chars``:
             that sum per character of the option's text (longer options are not penalised).
+        student_interface: the interface the student is trained and evaluated through (default: ``interface``);
+            labels are option letters either way, so a teacher may answer by likelihood and a student by letter.
     """
 
     required_fields = ("id", "question", "choices", "answer")
 
     def __init__(self, answer_prefix_space: bool = True, chat_template: bool = False,
                  interface: Literal["letters", "likelihood"] = "letters",
-                 normalize: Literal["sum", "chars"] = "sum") -> None:
+                 normalize: Literal["sum", "chars"] = "sum",
+                 student_interface: Literal["letters", "likelihood"] | None = None) -> None:
         self.answer_prefix_space, self.chat_template = answer_prefix_space, chat_template
-        self.interface, self.normalize = interface, normalize
+        self.interface, self.normalize, self.student_interface = interface, normalize, student_interface
+
+    def for_student(self) -> "MultipleChoiceTask":
+        if self.student_interface in (None, self.interface):
+            return self
+        student = copy.copy(self)
+        student.interface = self.student_interface
+        return student
 
     def prompt(self, example: dict) -> str:
         if self.interface == "likelihood":
@@ -203,13 +219,15 @@ class LocalMultipleChoice(MultipleChoiceTask):
 
     Args:
         path: directory written by ``DatasetDict.save_to_disk``.
-        answer_prefix_space, chat_template, interface, normalize: see :class:`MultipleChoiceTask`.
+        answer_prefix_space, chat_template, interface, normalize, student_interface: see
+            :class:`MultipleChoiceTask`.
     """
 
     def __init__(self, path: str, answer_prefix_space: bool = True, chat_template: bool = False,
                  interface: Literal["letters", "likelihood"] = "letters",
-                 normalize: Literal["sum", "chars"] = "sum") -> None:
-        super().__init__(answer_prefix_space, chat_template, interface, normalize)
+                 normalize: Literal["sum", "chars"] = "sum",
+                 student_interface: Literal["letters", "likelihood"] | None = None) -> None:
+        super().__init__(answer_prefix_space, chat_template, interface, normalize, student_interface)
         self.path = path
 
     def load_splits(self) -> datasets.DatasetDict:

@@ -41,6 +41,7 @@ class MultipleChoice(ReferenceSplits, MultipleChoiceTask):
         interface: ``letters`` (lettered options, a generated letter) or ``likelihood`` (each option's text
             scored as the continuation of ``Question: ... Answer:``); see ``MultipleChoiceTask``.
         normalize: ``sum`` or ``chars`` (log-likelihood per character) for the likelihood interface.
+        student_interface: the student's interface, when it differs from the teacher's (``interface``).
     """
 
     def __init__(
@@ -59,8 +60,9 @@ class MultipleChoice(ReferenceSplits, MultipleChoiceTask):
         chat_template: bool = False,
         interface: Literal["letters", "likelihood"] = "letters",
         normalize: Literal["sum", "chars"] = "sum",
+        student_interface: Literal["letters", "likelihood"] | None = None,
     ) -> None:
-        MultipleChoiceTask.__init__(self, answer_prefix_space, chat_template, interface, normalize)
+        MultipleChoiceTask.__init__(self, answer_prefix_space, chat_template, interface, normalize, student_interface)
         self.set_references(source, target, test, data_dir, shuffle_seed, max_examples)
         self.question_field, self.choices_field = question_field, choices_field
         self.answer_field, self.id_field = answer_field, id_field
