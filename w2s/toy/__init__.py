@@ -83,7 +83,7 @@ def _skills(root: Path, kb: KnowledgeBase, spec: WorldSpec) -> dict[str, Skill]:
     def ask(role: str, fmt, entities) -> float:
         examples = [question(kb, e, f, fmt) for f in spec.target_families for e in entities]
         answers = greedy_answers(root / role, [format_mcqa_prompt(x["question"], x["choices"]) for x in examples], 1)
-        return accuracy(answers, [x["answer"] for x in examples], lambda a: parse_letter(a, LETTERS[:4]))
+        return accuracy([parse_letter(a, LETTERS[:4]) for a in answers], [x["answer"] for x in examples])
 
     chance, covered = 1 / len(spec.value_prior), range(int(round(spec.teacher_coverage * spec.n_entities)))
     skills = {"teacher": Skill("the teacher on target questions about entities it has read about",

@@ -180,5 +180,6 @@ def _skills(root: Path, spec: ArithmeticSpec, n: int = 300) -> dict[str, Skill]:
         return found[-1] if found else None
 
     return {role: Skill(f"the {role} on problems without a product",
-                        accuracy(greedy_answers(root / role, prompts, 48), golds, parse), 0.1, spec.min_skill)
+                        accuracy([parse(a) for a in greedy_answers(root / role, prompts, 48)], golds), 0.1,
+                        spec.min_skill)
             for role in ("teacher", "student")}

@@ -190,7 +190,7 @@ def _skills(root: Path, spec: ChessSpec, task, studied: list[dict], rows: list[d
 
     def ask(role: str, examples: list[dict], prompt) -> float:
         answers = greedy_answers(root / role, [prompt(ex) for ex in examples], 2)
-        return accuracy(answers, [ex["answer"] for ex in examples], task.parse)
+        return accuracy([task.parse(a, ex) for a, ex in zip(answers, examples)], [ex["answer"] for ex in examples])
 
     chance = 1 / np.mean([board_moves(r["fen"]) for r in rows[:n]])
     return {"teacher": Skill("the teacher on positions it has studied", ask(

@@ -51,9 +51,9 @@ def greedy_answers(model_dir: Path, prompts: list[str], max_new_tokens: int, bat
     return out
 
 
-def accuracy(answers: list[str], golds: list[str], parse: Callable[[str], str | None]) -> float:
-    """Share of ``answers`` whose parsed answer equals its gold."""
-    return sum(parse(a) == g for a, g in zip(answers, golds)) / max(1, len(golds))
+def accuracy(parsed: list[str | None], golds: list[str]) -> float:
+    """Share of parsed answers that equal their gold."""
+    return sum(p == g for p, g in zip(parsed, golds)) / max(1, len(golds))
 
 
 def check_skills(root: Path, measure: Callable[[], dict[str, Skill]]) -> dict[str, Skill]:
