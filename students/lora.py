@@ -68,8 +68,9 @@ class LoRAStudent(L.LightningModule):
             return self._likelihood_accuracy(batch)
         if "option_ids" not in batch:
             return self._generated_accuracy(batch)
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        last = logits[torch.arange(len(logits)), batch["last"]]
+        from w2s.scoring import logits_at
+
+        last = logits_at(self.model, batch["input_ids"], batch["attention_mask"], batch["last"])  # [B, V]
         option_logits = last.gather(-1, batch["option_ids"].clamp(min=0))
         option_logits = option_logits.masked_fill(batch["option_ids"] < 0, float("-inf"))
         return (option_logits.argmax(-1) == batch["gold"]).float()

@@ -24,7 +24,8 @@ class LoRASFTStudent(LoRAStudent):
         lr: AdamW peak learning rate.
         weight_decay: AdamW weight decay.
         warmup_ratio: share of the optimizer steps with linear warmup (then linear decay to 0).
-        dtype: model dtype (``bfloat16`` with ``trainer.precision: bf16-mixed`` on GPUs; the LoRA weights stay
+        dtype: model dtype (``bfloat16`` with ``trainer.precision: bf16-mixed`` on GPUs, ``fast``: bfloat16 where the
+            hardware has it, else float32; the LoRA weights stay
             float32).
         trust_remote_code: allow code shipped with the checkpoint to run (off by default).
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30 % slower), for
@@ -60,8 +61,12 @@ class LoRASFTStudent(LoRAStudent):
         self.max_new_tokens = max_new_tokens
 
     def training_step(self, batch: dict, _) -> torch.Tensor:
-        loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                          labels=batch["labels"]).loss
+        """Cross-entropy of the answer tokens (the output layer runs at their positions only)."""
+        from w2s.scoring import score_continuations
+
+        scored = batch["labels"] != -100
+        logprobs = score_continuations(self.model, batch["input_ids"], batch["attention_mask"], scored).logprobs
+        loss = -logprobs.sum() / scored[:, 1:].sum().clamp(min=1)
         self.log("student/train_loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
         return loss
 

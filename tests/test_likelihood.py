@@ -106,3 +106,29 @@ def test_the_student_is_trained_on_the_option_text_and_evaluated_by_likelihood(s
         scores, _ = plain_scores(model, tokenizer, task.prompt(example), [f" {c}" for c in example["choices"]])
         expected.append(float(int(np.argmax(scores)) == "ABCD".index(example["answer"])))
     assert correct.tolist() == expected
+
+
+def test_the_student_loss_is_the_models_own_cross_entropy_and_letter_logits_match(setting):
+    """The output layer runs only where answers are scored; the loss and the option logits equal the model's own
+    (every position's logits, HF's shifted cross-entropy)."""
+    from w2s.batching import option_batch, sft_batch
+    from w2s.models import load_causal_lm, load_tokenizer
+    from w2s.scoring import logits_at, score_continuations
+
+    _, lm = setting
+    model, tokenizer = load_causal_lm(str(lm), "float32"), load_tokenizer(str(lm))
+    rows = [{"prompt_ids": tokenizer(q["question"]).input_ids, "answer_ids": tokenizer(" " + q["choices"][0],
+                                                                                        add_special_tokens=False).input_ids}
+            for q in QUESTIONS[:5]]
+    batch = sft_batch(rows, tokenizer.pad_token_id)
+    with torch.no_grad():
+        expected = model(**batch).loss
+        scored = batch["labels"] != -100
+        ours = -score_continuations(model, batch["input_ids"], batch["attention_mask"], scored).logprobs.sum()
+    assert torch.allclose(ours / scored[:, 1:].sum(), expected, atol=1e-5)
+    options = option_batch([{"prompt_ids": r["prompt_ids"], "option_ids": [5, 6, 7], "gold": 0, "group": 0}
+                            for r in rows], tokenizer.pad_token_id)
+    with torch.no_grad():
+        full = model(input_ids=options["input_ids"], attention_mask=options["attention_mask"]).logits
+        last = logits_at(model, options["input_ids"], options["attention_mask"], options["last"])
+    assert torch.allclose(last, full[torch.arange(5), options["last"]], atol=1e-5)

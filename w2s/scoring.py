@@ -1,5 +1,5 @@
-"""Log-likelihood of continuations, the one computation behind the likelihood (cloze) interface: the teacher's
-weak label and hidden state, and the student's evaluation.
+"""Log-likelihood of continuations, the one computation behind the likelihood (cloze) interface (the teacher's
+weak label and hidden state, the student's evaluation) and behind the student's supervised loss.
 
 Hidden states come from the model's decoder; the output layer runs only at the positions that predict a scored
 token (a 262k-word output layer over every position of every sequence would be most of the cost)."""
@@ -16,6 +16,12 @@ def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     logits = model.get_output_embeddings()(hidden)
     cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
     return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def logits_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``[B, V]`` next-token logits at one position of each sequence (the output layer runs there only)."""
+    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    return output_logits(model, hidden[torch.arange(len(hidden), device=hidden.device), positions])
 
 
 @dataclass

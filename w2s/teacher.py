@@ -52,7 +52,7 @@ class Teacher:
         layer: hidden-state layer (``-1`` = last layer, after the final norm; ``0`` = embeddings).
         position: ``produced`` = the state that produced the final generated token (last input position of
             the final generation step); ``appended`` = the state at the final generated token itself.
-        dtype: model dtype (``auto``, ``float32``, ``bfloat16``...).
+        dtype: model dtype (``auto``, ``float32``, ``bfloat16``, or ``fast``: bfloat16 where the hardware has it).
         trust_remote_code: allow code shipped with the checkpoint to run (off by default).
         features: extra hidden-state features to cache for trust functions, each ``"<layer>:<pooling>"`` with
             pooling ``produced`` (the state that produced the final generated token) or ``prompt_mean`` (the
