@@ -24,9 +24,8 @@ class LoRASFTStudent(LoRAStudent):
         lr: AdamW peak learning rate.
         weight_decay: AdamW weight decay.
         warmup_ratio: share of the optimizer steps with linear warmup (then linear decay to 0).
-        dtype: model dtype (``bfloat16`` with ``trainer.precision: bf16-mixed`` on GPUs, ``fast``: bfloat16 where the
-            hardware has it, else float32; the LoRA weights stay
-            float32).
+        dtype: model dtype (``bfloat16`` with ``trainer.precision: bf16-mixed`` on GPUs; ``fast``: bfloat16 where
+            the hardware has it, else float32); the LoRA weights stay float32.
         trust_remote_code: allow code shipped with the checkpoint to run (off by default).
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30 % slower), for
             large students such as Qwen3-14B.
