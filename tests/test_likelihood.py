@@ -132,3 +132,52 @@ def test_the_student_loss_is_the_models_own_cross_entropy_and_letter_logits_matc
         full = model(input_ids=options["input_ids"], attention_mask=options["attention_mask"]).logits
         last = logits_at(model, options["input_ids"], options["attention_mask"], options["last"])
     assert torch.allclose(last, full[torch.arange(5), options["last"]], atol=1e-5)
+
+
+def test_a_student_may_answer_by_letter_while_the_teacher_answers_by_likelihood(setting):
+    """student_interface: the teacher scores option texts, the student is trained on and evaluated by letters; the
+    labels are letters either way."""
+    from types import SimpleNamespace
+
+    from w2s.batching import sft_batch
+    from w2s.data import W2SDataModule
+    from w2s.models import load_tokenizer
+
+    root, lm = setting
+    task = LocalMultipleChoice(str(root / "data"), interface="likelihood", student_interface="letters")
+    student_task = task.for_student()
+    assert task.option_texts(QUESTIONS[0]) is not None and student_task.option_texts(QUESTIONS[0]) is None
+    assert task.prompt(QUESTIONS[0]).startswith("Question: ") and "\nA. red\n" in student_task.prompt(QUESTIONS[0])
+    tokenizer = load_tokenizer(str(lm))
+    student = SimpleNamespace(tokenizer=tokenizer, train_batch=sft_batch)
+    data = W2SDataModule(task, teacher=None).connect(student, SimpleNamespace(examples=QUESTIONS[:1], labels=["C"]))
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert tokenizer.decode(batch["input_ids"][0][batch["labels"][0] != -100]) == " C"  # the letter, not "blue"
+    assert "option_ids" in next(iter(data.val_dataloader()))  # evaluated by the letters' logits
+
+
+@pytest.mark.parametrize("cuda,amx,expected", [(False, False, "float32"), (False, True, "bfloat16"),
+                                               (True, False, "bfloat16")])
+def test_dtype_fast_is_bfloat16_only_where_the_hardware_has_it(monkeypatch, cuda, amx, expected):
+    from w2s.models import fast_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert fast_dtype("fast") == expected and fast_dtype("float16") == "float16"
+
+
+def test_shards_whose_questions_offer_different_numbers_of_options_concatenate():
+    """ARC offers 3 to 5 options: a shard of 4-option questions and one with a 5-option question join, the
+    options a question does not offer at -inf."""
+    from dataclasses import replace
+
+    from conftest import synthetic_outputs
+    from w2s.outputs import TeacherOutputs
+
+    four, five = synthetic_outputs(3, 0), synthetic_outputs(2, 1)
+    four = replace(four, option_logprobs=np.zeros((3, 4), np.float32))
+    five = replace(five, option_logprobs=np.ones((2, 5), np.float32))
+    joined = TeacherOutputs.concat([four, five]).option_logprobs
+    assert joined.shape == (5, 5) and np.isneginf(joined[:3, 4]).all() and (joined[3:] == 1).all()

@@ -54,11 +54,16 @@ class TeacherOutputs:
 
     @classmethod
     def concat(cls, parts: list["TeacherOutputs"]) -> "TeacherOutputs":
-        """One split's outputs from its consecutive shards."""
+        """One split's outputs from its consecutive shards (option log-probs padded with -inf to the widest shard:
+        questions may offer different numbers of options)."""
         first = parts[0]
+        arrays = {n: None if getattr(first, n) is None else [np.asarray(getattr(p, n)) for p in parts] for n in ARRAYS}
+        if arrays["option_logprobs"] is not None:
+            width = max(a.shape[1] for a in arrays["option_logprobs"])
+            arrays["option_logprobs"] = [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=-np.inf)
+                                         for a in arrays["option_logprobs"]]
         return cls(**{n: [x for p in parts for x in getattr(p, n)] for n in LISTS},
-                   **{n: None if getattr(first, n) is None else np.concatenate([getattr(p, n) for p in parts])
-                      for n in ARRAYS},
+                   **{n: None if a is None else np.concatenate(a) for n, a in arrays.items()},
                    features={k: np.concatenate([p.features[k] for p in parts]) for k in first.features})
 
     def subset(self, index) -> "TeacherOutputs":
