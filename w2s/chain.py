@@ -17,8 +17,9 @@ given: what separates a small teacher's errors need not separate a trained stude
 generation 1's fitted NeuralTrustFunction (``trust_function.pt``) scores every later generation as is, the
 paper's setting, which needs teachers of one hidden size. Runs land in
 ``<output_dir>/seed<s>/gen<k>/{trust,gt,merged}``; a finished generation (results and merged checkpoint
-present) is never recomputed, so an interrupted chain resumes at the generation it was in. The per-generation table is written as chain.md, chain.csv and
-results.json, and TensorBoard scalars ``chain/*`` are indexed by generation.
+present) is never recomputed, so an interrupted chain resumes at the generation it was in. The per-generation
+table is written as chain.md, chain.csv and results.json, and TensorBoard scalars ``chain/*`` are indexed by
+generation.
 """
 
 from __future__ import annotations

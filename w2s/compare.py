@@ -54,6 +54,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--world_seeds", nargs="+", type=int, default=None,
                         help="toy worlds only: run the table once per world seed (the task's seed and every toy:<seed> "
                              "model name), into <output_dir>/world<w>/, and summarise them in worlds.md")
+    parser.add_argument("--trust_only", action="store_true",
+                        help="only the trust functions: every row's teacher pass, trust fit and selection, no "
+                             "student (AUC, ECE, Brier, purity; a paired-bootstrap AUC difference to the config's "
+                             "own trust function), into trust_table.md")
     parser.add_argument("--sweep_group", default=None,
                         help="example field whose values are held out one at a time for the sweep's source "
                              "validation (e.g. family, subject); default: the trust function's random split")
@@ -177,7 +181,8 @@ def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str]) ->
                                                          f"{np.nanstd(v, ddof=1):.6g}" if len(v) > 1 else ""]
         writer.writerow([row, *stats])
     lines.append(f"\nseeds {', '.join(map(str, seeds))}; mean ± sample std over seeds; accuracy on the test "
-                 "split (the mean over its benchmarks when it has several); recovery = (row − base) / (ground truth − base) × 100 per seed.")
+                 "split (the mean over its benchmarks when it has several); recovery = (row − base) / "
+                 "(ground truth − base) × 100 per seed.")
     return "\n".join(lines), out.getvalue()
 
 
@@ -237,7 +242,11 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
         text = render_sweep(report["sweep"], args.sweep_group)
         atomic_write_text(out / "sweep.md", text + "\n")
         print("\n" + text, flush=True)
-    if args.rows:
+    if args.rows and args.trust_only:
+        from w2s.trust_only import trust_table
+
+        report["trust_table"] = trust_table(args, extra)
+    elif args.rows:
         results = run_rows(args, extra)
         values = table_values(results, args.rows, args.seeds)
         markdown, table_csv = render(values, args.seeds, args.titles)

@@ -77,7 +77,9 @@ class W2SDataModule(L.LightningDataModule):
             options = [self.student_task.option_token_ids(self.tokenizer, ex) for ex in test]
             self._eval_batch = (choice_batch if self.student_task.option_texts(test[0]) is not None
                                 else generation_batch if options[0] is None else option_batch)
-            self._eval = [self._eval_row(ex, ids) for ex, ids in zip(test, options)]
+            rows = [self._eval_row(ex, ids) for ex, ids in zip(test, options)]
+            # evaluation batches of similar length pad less (accuracy does not depend on the order)
+            self._eval = sorted(rows, key=lambda r: len(r["prompt_ids"]))
         if stage == "fit" and self._train is None:
             if self.subset is None:
                 raise W2SError("training needs the trusted subset: connect(student, run_protocol(...)) first")

@@ -24,7 +24,8 @@ def w2s_error_in(exc: BaseException) -> W2SError | None:
     return None
 
 
-_COMPARISONS = {">=": (operator.ge, "≥"), "<=": (operator.le, "≤"), ">": (operator.gt, ">"), "<": (operator.lt, "<")}
+_COMPARISONS = {">=": (operator.ge, "≥"), "<=": (operator.le, "≤"), ">": (operator.gt, ">"),
+                "<": (operator.lt, "<")}
 _INTEGERS = {">= 1": "a positive integer", "> 0": "a positive integer", ">= 0": "a non-negative integer"}
 
 

@@ -151,7 +151,8 @@ class Teacher:
         token_ids = tokenizer(prompts, add_special_tokens=special).input_ids  # once: for bucketing and generation
         order = np.argsort([len(ids) for ids in token_ids], kind="stable")
         n_states = model.config.get_text_config().num_hidden_layers + 1
-        for name, layer in [(f"layer {self.layer}", self.layer), *((n, l) for n, (l, _) in self._feature_specs.items())]:
+        layers = [(f"layer {self.layer}", self.layer), *((n, l) for n, (l, _) in self._feature_specs.items())]
+        for name, layer in layers:
             if not -n_states <= layer < n_states:
                 raise W2SError(f"teacher feature {name!r}: layer {layer} does not exist (the teacher has "
                                f"{n_states} hidden states: 0 = embeddings ... {n_states - 1} = last layer, or -1)")

@@ -1,0 +1,116 @@
+"""``compare --trust_only``: every row's trust function on the cached teacher pass, without training students.
+
+How well a trust function ranks the teacher's weak labels (AUC, ECE, Brier, purity of the selected n) needs only
+the teacher pass and the trust fit; the students are most of a comparison's cost. This runs ``run_protocol`` for
+each row and seed in this process, with each row's config resolved exactly as its ``fit`` run would be, and
+compares every row's target AUC with the config's own trust function by a paired bootstrap over target examples
+(the same resampled examples for both rows). Target correctness is used to evaluate, never to select.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+
+import lightning as L
+import numpy as np
+import torch
+
+from w2s import metrics
+from w2s.cache import atomic_write_text
+from w2s.config import instantiate, resolve_config
+from w2s.protocol import run_protocol
+from w2s.runs import fmt, json_safe
+
+COLUMNS = ["trust AUC", "ECE", "Brier", "purity@n", "n", "source-val AUC"]
+
+
+def paired_auc_difference(scores: torch.Tensor, reference: torch.Tensor, correct: torch.Tensor,
+                          resamples: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """AUC(scores) − AUC(reference) on ``correct`` and its 95 % percentile interval over ``resamples`` bootstrap
+    resamples of the examples (the same resample for both); resamples with one class only are skipped."""
+    rng = np.random.default_rng(seed)
+    correct = torch.as_tensor(correct).bool()
+    diffs = []
+    for _ in range(resamples):
+        index = torch.from_numpy(rng.integers(0, len(correct), len(correct)))
+        c = correct[index]
+        if c.all() or not c.any():
+            continue
+        diffs.append(metrics.auc(scores[index], c) - metrics.auc(reference[index], c))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return metrics.auc(scores, correct) - metrics.auc(reference, correct), float(low), float(high)
+
+
+def row_parts(args: argparse.Namespace, extra: list[str], row: str):
+    """The task, teacher, trust function and selection of one row, from the row's config as its fit resolves it."""
+    cls = args.table[row]
+    trust = [] if cls is args.own else ["--trust", cls.__name__]
+    init = [f"--trust.init_args.{k}={v if isinstance(v, str) else json.dumps(v)}"
+            for k, v in args.trust_args.get(row, {}).items()]
+    config = resolve_config(["--config", str(args.config), *trust, *init, *extra])
+    data = config["data"]
+    return (instantiate(data["task"]), instantiate(data["teacher"]), config["trust"],
+            instantiate(data["selection"]) if isinstance(data.get("selection"), dict) else None)
+
+
+def trust_table(args: argparse.Namespace, extra: list[str]) -> dict:
+    """Every trust row × seed on the cached teacher pass; writes trust_table.md / .csv / .json."""
+    from w2s.selection import Selection
+
+    rows = [r for r in args.rows if r != "base"]
+    own = next(r for r, c in args.table.items() if c is args.own)
+    values: dict[str, dict[str, list[float]]] = {}
+    scores: dict[str, torch.Tensor] = {}
+    correct = None
+    for row in rows:
+        task, teacher, trust_node, selection = row_parts(args, extra, row)
+        per_seed = {c: [] for c in COLUMNS}
+        for seed in args.seeds:
+            L.seed_everything(seed, verbose=False)
+            subset = run_protocol(task, teacher, instantiate(trust_node), selection or Selection())
+            report = subset.report
+            ranks = report["trust"]["ranks"]
+            for column, value in zip(COLUMNS, [report["trust"]["auc"], report["trust"]["ece"],
+                                               report["trust"]["brier"], report["trust"]["purity"],
+                                               report["selection"]["n"],
+                                               report["trust"]["source_val"].get("auc", float("nan"))]):
+                per_seed[column].append(value if ranks or column in ("purity@n", "n") else float("nan"))
+            if seed == args.seeds[0]:
+                scores[row], correct = subset.scores, subset.correct
+        values[row] = per_seed
+        print(f"[trust_only] {row}: AUC {fmt(per_seed['trust AUC'], 'auc')}", flush=True)
+    differences = {row: paired_auc_difference(scores[row], scores[own], correct)
+                   for row in rows if row != own and not np.isnan(values[row]["trust AUC"][0])}
+    markdown, table_csv = render(values, differences, own, args.titles, args.seeds)
+    report = {"seeds": args.seeds, "rows": rows, "table": values, "reference": own,
+              "auc_difference_vs_reference": {r: dict(zip(("difference", "low", "high"), d))
+                                              for r, d in differences.items()},
+              "teacher_accuracy_target": float(correct.float().mean())}
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "trust_table.md", markdown + "\n")
+    atomic_write_text(out / "trust_table.csv", table_csv)
+    atomic_write_text(out / "trust_table.json", json.dumps(json_safe(report), indent=2))
+    print(f"\n{markdown}\n\n(trust_table.md, .csv and .json in {out})")
+    return report
+
+
+def render(values: dict, differences: dict, own: str, titles: dict, seeds: list[int]) -> tuple[str, str]:
+    """Markdown and CSV: each column's mean ± std over seeds, and each row's AUC minus the reference row's."""
+    delta = f"AUC − {titles[own]} [95 % CI]"
+    lines = [f"| row | {' | '.join(COLUMNS)} | {delta} |", "|" + "---|" * (len(COLUMNS) + 2)]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["row", *COLUMNS, "auc_difference", "low", "high"])
+    for row, cols in values.items():
+        d = differences.get(row)
+        cell = "–" if d is None else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+        lines.append(f"| {titles[row]} | " + " | ".join(fmt(cols[c], c) for c in COLUMNS) + f" | {cell} |")
+        writer.writerow([row, *(f"{np.nanmean(cols[c]):.6g}" for c in COLUMNS), *(d or ("", "", ""))])
+    lines.append(f"\nTrust functions on the target pool, no students trained; seeds {', '.join(map(str, seeds))} "
+                 "(mean ± sample std); the AUC difference is paired-bootstrapped over target examples (1,000 "
+                 f"resamples) on seed {seeds[0]}.")
+    return "\n".join(lines), out.getvalue()
