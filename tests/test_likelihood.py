@@ -45,7 +45,7 @@ def test_the_weak_label_is_the_most_likely_option_and_its_state_is_read_where_it
     root, lm = setting
     task = LocalMultipleChoice(str(root / "data"), interface="likelihood")
     teacher = Teacher(str(lm), batch_size=5, position=position, dtype="float32",
-                      features=["1:produced", "0:prompt_mean"])
+                      features=["1:produced", "0:prompt_mean", "2:prompt_last"])
     model, tokenizer = load_causal_lm(str(lm), "float32"), load_tokenizer(str(lm))
     split = task.load()["target"]
     out = teacher.run(model, tokenizer, task, split)
@@ -61,6 +61,7 @@ def test_the_weak_label_is_the_most_likely_option_and_its_state_is_read_where_it
         np.testing.assert_allclose(out.features["1:produced"][i], states[best][1, end], atol=1e-4)
         prompt_len = len(tokenizer(task.prompt(example)).input_ids)
         np.testing.assert_allclose(out.features["0:prompt_mean"][i], states[best][0, :prompt_len].mean(0), atol=1e-4)
+        np.testing.assert_allclose(out.features["2:prompt_last"][i], states[best][2, prompt_len - 1], atol=1e-4)
         assert out.correct[i] == (out.weak_labels[i] == example["answer"])
 
 

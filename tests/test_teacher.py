@@ -99,8 +99,8 @@ def test_nan_hidden_states_are_refused(teacher_model, mixed_split, monkeypatch):
 
 def test_extra_features_equal_a_plain_forward(teacher_model, mixed_split):
     model, tokenizer = teacher_model
-    out = _run(teacher_model, mixed_split, batch_size=8, features=["0:produced", "-1:prompt_mean"])
-    assert set(out.features) == {"0:produced", "-1:prompt_mean"}
+    out = _run(teacher_model, mixed_split, batch_size=8, features=["0:produced", "-1:prompt_mean", "1:prompt_last"])
+    assert set(out.features) == {"0:produced", "-1:prompt_mean", "1:prompt_last"}
     task = LocalMultipleChoice("")
     for i in (0, 13, 23):
         ids = tokenizer(task.prompt(mixed_split[i]), return_tensors="pt").input_ids
@@ -108,6 +108,7 @@ def test_extra_features_equal_a_plain_forward(teacher_model, mixed_split):
             states = model(input_ids=ids, output_hidden_states=True).hidden_states
         assert np.allclose(out.features["0:produced"][i], states[0][0, -1].numpy(), atol=1e-4)
         assert np.allclose(out.features["-1:prompt_mean"][i], states[-1][0].mean(0).numpy(), atol=1e-4)
+        assert np.allclose(out.features["1:prompt_last"][i], states[1][0, -1].numpy(), atol=1e-4)
 
 
 def test_features_survive_the_cache_and_change_its_key(tiny_world, cache_root, monkeypatch):

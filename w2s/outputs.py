@@ -83,7 +83,7 @@ class TeacherOutputs:
         return sum(label is None for label in self.weak_labels)
 
 
-POOLINGS = ("produced", "prompt_mean")
+POOLINGS = ("produced", "prompt_mean", "prompt_last")
 
 
 def parse_feature(name: str) -> tuple[int, str]:

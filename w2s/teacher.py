@@ -55,8 +55,10 @@ class Teacher:
         dtype: model dtype (``auto``, ``float32``, ``bfloat16``, or ``fast``: bfloat16 where the hardware has it).
         trust_remote_code: allow code shipped with the checkpoint to run (off by default).
         features: extra hidden-state features to cache for trust functions, each ``"<layer>:<pooling>"`` with
-            pooling ``produced`` (the state that produced the final generated token) or ``prompt_mean`` (the
-            mean over the prompt tokens), e.g. ``["1:produced", "-1:prompt_mean"]``.
+            pooling ``produced`` (the state that produced the final generated token; with the likelihood
+            interface, the position ``position`` names in the chosen option), ``prompt_mean`` (the mean over the
+            prompt tokens) or ``prompt_last`` (the prompt's final token, before any answer), e.g.
+            ``["1:produced", "-1:prompt_mean"]``.
         shard_size: examples per shard of the pass; each finished shard is saved at once, so a pass that is
             interrupted resumes from its last finished shard.
         cache_dtype: how hidden states are stored: ``float32``, or ``float16`` (half the disk and memory; trust
@@ -238,6 +240,8 @@ class Teacher:
         for name, (layer, pooling) in self._feature_specs.items():
             if pooling == "produced":
                 extra[name] = produced(layer)
+            elif pooling == "prompt_last":  # the first step's last position: the prompt's final token
+                extra[name] = out.hidden_states[0][layer][:, -1]
             else:  # prompt_mean: the first step's states cover the (left-padded) prompt
                 mask = enc["attention_mask"].unsqueeze(-1).to(out.hidden_states[0][layer].dtype)
                 extra[name] = (out.hidden_states[0][layer] * mask).sum(1) / mask.sum(1)
@@ -294,6 +298,8 @@ class Teacher:
         for name, (layer, pooling) in self._feature_specs.items():
             if pooling == "produced":
                 values = states[layer][chosen.to(device), at]
+            elif pooling == "prompt_last":  # the prompt's final token, before any option
+                values = states[layer][chosen.to(device), ((mask - marks)[chosen].sum(1) - 1).to(device)]
             else:  # prompt_mean: the chosen sequence's prompt tokens (the same for every option)
                 prompt = (1 - marks[chosen]).to(device) * mask[chosen].to(device)
                 values = (states[layer][chosen.to(device)] * prompt.unsqueeze(-1)).sum(1) / prompt.sum(1, keepdim=True)
