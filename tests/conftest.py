@@ -154,7 +154,7 @@ def pytest_collection_modifyitems(config, items):
     """Slow end-to-end runs happen in CI (``CI=true``, when its time allows) or when asked with ``-m slow``."""
     if os.environ.get("CI") or config.getoption("markexpr"):
         return
-    skip = pytest.mark.skip(reason="slow end-to-end run on a toy world: use -m slow (CI runs it)")
+    skip = pytest.mark.skip(reason="slow end-to-end run: use -m slow (CI runs it when its time allows)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

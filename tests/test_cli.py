@@ -79,11 +79,25 @@ def test_rows_share_the_protocol(ntf_run, tiny_world, tmp_path, cache_root, trus
     _, results = _results(tmp_path)
     assert results["teacher"] == ntf["teacher"]
     assert results["student"]["accuracy"]["base"] == ntf["student"]["accuracy"]["base"]
+    bases = [json.loads(p.read_text())["value"][0] for p in (cache_root / "base").glob("*.json")]
+    assert ntf["student"]["accuracy"]["base"] in bases  # measured by the first run, read by the others
     assert results["selection"]["labels"] == labels
     n_target = len(datasets.load_from_disk(tiny_world / "data")["target"])
     assert results["selection"]["n"] == (n_target if keep_all else ntf["selection"]["n"])
     if trust == "GroundTruth":
         assert results["trust"]["purity"] == pytest.approx(results["teacher"]["accuracy"]["target"], abs=1e-6)
+
+
+def test_a_cached_value_is_computed_once_and_a_corrupt_entry_again(cache_root):
+    from w2s.cache import cached_json
+
+    calls = []
+    compute = lambda: calls.append(1) or [0.5, {"arc": 0.5}]  # noqa: E731
+    assert cached_json("probe", {"k": 1}, compute) == ([0.5, {"arc": 0.5}], False)
+    assert cached_json("probe", {"k": 1}, compute) == ([0.5, {"arc": 0.5}], True) and len(calls) == 1
+    (entry,) = (cache_root / "probe").glob("*.json")
+    entry.write_text('{"value": [0.5')  # cut short
+    assert cached_json("probe", {"k": 1}, compute) == ([0.5, {"arc": 0.5}], False) and len(calls) == 2
 
 
 def test_print_config_shows_trust_block(tiny_world, tmp_path):

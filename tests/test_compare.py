@@ -30,7 +30,7 @@ def compared(tiny_config, tiny_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "out"
     args = ["compare", "--config", str(tiny_config), "--seeds", "0", "1", "--rows", *ROWS, "--output_dir", str(out),
             "--in_process", "--trust_args", json.dumps({"reward": {"model": str(tiny_world / "reward")}}),
-            "--sweep_features", "0:prompt_mean", "--sweep_group", "family"]
+            "--sweep_features", "0:prompt_mean", "-1:prompt_last", "--sweep_group", "family"]
     proc = run_main(*args, cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, args, proc
@@ -64,7 +64,8 @@ def test_compare_writes_the_table(compared):
 def test_the_feature_sweep_reports_auc_per_feature(compared):
     out, _, _ = compared
     sweep = json.loads((out / "results.json").read_text())["sweep"]
-    assert [r["features"] for r in sweep] == [["hidden"], ["0:prompt_mean"], ["hidden", "0:prompt_mean"]]
+    assert [r["features"] for r in sweep] == [["hidden"], ["0:prompt_mean"], ["-1:prompt_last"],
+                                              ["hidden", "0:prompt_mean"], ["hidden", "-1:prompt_last"]]
     assert sum(r["best_on_source"] for r in sweep) == 1
     best = max(sweep, key=lambda r: sum(r["source_val_auc"]))
     assert best["best_on_source"]
@@ -75,8 +76,8 @@ def test_the_feature_sweep_reports_auc_per_feature(compared):
 def test_compare_resumes_without_rerunning_and_refuses_other_settings(compared, tiny_config):
     out, args, _ = compared
     before = (out / "table.md").read_text()
-    proc = run_cli(*[a for a in args if a not in ("--sweep_features", "0:prompt_mean", "--sweep_group", "family")],
-                   cwd=out.parent)
+    sweep = ("--sweep_features", "0:prompt_mean", "-1:prompt_last", "--sweep_group", "family")
+    proc = run_cli(*[a for a in args if a not in sweep], cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "10 runs, 10 already finished" in proc.stdout and "done:" not in proc.stdout  # nothing ran again
     assert (out / "table.md").read_text() == before

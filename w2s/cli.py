@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -18,12 +19,13 @@ import students  # noqa: F401  (registers the students for class_path short name
 import trust_functions  # noqa: F401  (registers the trust functions)
 from students.lora import LoRAStudent
 from trust_functions.base import TrustFunction
-from w2s.cache import atomic_write_text, stable_hash
+from w2s.cache import atomic_write_text, cached_json, stable_hash
 from w2s.config import expand_configs, instantiate
 from w2s.data import W2SDataModule
 from w2s.errors import w2s_error_in
 from w2s.hub import preflight
 from w2s.protocol import run_protocol
+from w2s.teacher import model_fingerprint
 from w2s.report import log_run, run_results, save_run, summary
 
 COMMANDS = {
@@ -87,7 +89,7 @@ class W2SCLI(LightningCLI):
         data = self.datamodule
         self.subset = run_protocol(data.task, data.teacher, data.trust, data.selection)
         data.connect(self.model, self.subset)
-        self.base = self._evaluate(self.trainer.validate, "student/accuracy")
+        self.base = self._base_accuracy()
 
     def before_validate(self) -> None:
         self.datamodule.connect(self.model)  # evaluation reads the test split only: no protocol
@@ -106,6 +108,20 @@ class W2SCLI(LightningCLI):
 
     def _log_dir(self) -> Path:
         return Path(self.trainer.log_dir or ".")
+
+    def _base_accuracy(self) -> tuple[float, dict[str, float]]:
+        """The untrained student's accuracy. It is the same for every trust function and seed of a setting (a new
+        LoRA adapter starts as the identity), so it is measured once and cached under ``$W2S_CACHE/base``, keyed by
+        the student checkpoint, the test split's content and every setting that changes evaluation."""
+        data, hparams = self.datamodule, dict(self.model.hparams)
+        test = hashlib.sha256(json.dumps(data.student_task.load()["test"].to_list(), default=str).encode())
+        key = {"student": model_fingerprint(hparams.get("model", "")), "class": type(self.model).__name__,
+               "settings": {k: hparams.get(k) for k in ("dtype", "max_new_tokens")},
+               "task": data.student_task.fingerprint(), "test": test.hexdigest(),
+               "data": {"max_length": data.max_length, "eval_batch_size": data.eval_batch_size},
+               "trainer": {"precision": str(self.trainer.precision), "world_size": self.trainer.world_size}}
+        value, _ = cached_json("base", key, lambda: self._evaluate(self.trainer.validate, "student/accuracy"))
+        return value[0], value[1]
 
     def _evaluate(self, method, key: str) -> tuple[float, dict[str, float]]:
         """Student accuracy on the test split: the mean over its benchmarks (the paper's average), and each one's

