@@ -32,8 +32,8 @@ class LoRAStudent(L.LightningModule):
     """What every student shares: a LoRA policy (``self.model``) and its tokenizer, small checkpoints that hold
     the adapter only, and accuracy on the target test split, logged by validation and test.
 
-    Accuracy is the option with the highest answer-token logit for multiple-choice batches (``option_ids``), and
-    for free-form batches (math, chess moves) the task's ``judge`` of a greedy generation of up to
+    Accuracy is the option with the highest answer-token logit for lettered multiple-choice batches
+    (``option_ids``), the most likely option text for likelihood batches (``scored``), and for free-form batches (math, chess moves) the task's ``judge`` of a greedy generation of up to
     ``max_new_tokens`` tokens in its example's context. When the split mixes benchmarks, each one's accuracy is
     logged too.
 

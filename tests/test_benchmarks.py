@@ -323,3 +323,11 @@ def test_gradient_checkpointing_student_trains_its_lora_weights(tiny_world):
     loss.backward()
     grads = [p.grad for n, p in student.named_parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("opts,message", [(["only one"], "has 1 options; 2 to"), (["a", " ", "c"], "has an empty option")])
+def test_an_option_list_that_cannot_be_asked_is_one_line(tmp_path, opts, message):
+    path = write_custom(tmp_path / "mine.jsonl", [{**row, "opts": opts, "gold": opts[0]} for row in CUSTOM])
+    with pytest.raises(W2SError, match=message):
+        MultipleChoice(source=f"{path}[:50%]", target=f"{path}[50%:75%]", test=f"{path}[75%:]", question_field="q",
+                       choices_field="opts", answer_field="gold", id_field="key").load()

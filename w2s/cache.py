@@ -70,8 +70,8 @@ def cached_json(kind: str, key: Any, compute: Callable[[], Any]) -> tuple[Any, b
     the next call with the same key; also whether it came from the cache. A corrupt entry is recomputed."""
     path = cache_root() / kind / f"{stable_hash(key)}.json"
     if path.is_file():
-        with contextlib.suppress(json.JSONDecodeError):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             return json.loads(path.read_text())["value"], True
-    value = compute()
+    value = json.loads(json.dumps(compute()))  # as a cache hit returns it (tuples become lists)
     atomic_write_text(path, json.dumps({"key": key, "value": value}, default=str))
-    return json.loads(json.dumps(value)), False
+    return value, False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -24,10 +23,12 @@ from w2s.config import expand_configs, instantiate
 from w2s.data import W2SDataModule
 from w2s.errors import w2s_error_in
 from w2s.hub import preflight
+from w2s.models import fast_dtype
 from w2s.protocol import run_protocol
-from w2s.teacher import model_fingerprint
 from w2s.report import log_run, run_results, save_run, summary
+from w2s.teacher import model_fingerprint
 
+EVALUATION_VERSION = 1  # bump when a change to the evaluation code changes what a cached base accuracy would be
 COMMANDS = {
     "fit": "run the protocol (teacher pass, trust fit, selection) and train the student on the trusted subset",
     "validate": "evaluate the student on the target test split",
@@ -112,16 +113,26 @@ class W2SCLI(LightningCLI):
     def _base_accuracy(self) -> tuple[float, dict[str, float]]:
         """The untrained student's accuracy. It is the same for every trust function and seed of a setting (a new
         LoRA adapter starts as the identity), so it is measured once and cached under ``$W2S_CACHE/base``, keyed by
-        the student checkpoint, the test split's content and every setting that changes evaluation."""
-        data, hparams = self.datamodule, dict(self.model.hparams)
-        test = hashlib.sha256(json.dumps(data.student_task.load()["test"].to_list(), default=str).encode())
-        key = {"student": model_fingerprint(hparams.get("model", "")), "class": type(self.model).__name__,
-               "settings": {k: hparams.get(k) for k in ("dtype", "max_new_tokens")},
-               "task": data.student_task.fingerprint(), "test": test.hexdigest(),
-               "data": {"max_length": data.max_length, "eval_batch_size": data.eval_batch_size},
-               "trainer": {"precision": str(self.trainer.precision), "world_size": self.trainer.world_size}}
-        value, _ = cached_json("base", key, lambda: self._evaluate(self.trainer.validate, "student/accuracy"))
-        return value[0], value[1]
+        the student checkpoint and dtype, the evaluation rows as token ids, the task, and the trainer's device,
+        precision, validation limit and batch size. Under several processes it is measured every time (the ranks
+        would have to agree on a cache hit)."""
+        def measure() -> tuple[float, dict[str, float]]:
+            return self._evaluate(self.trainer.validate, "student/accuracy")
+
+        if self.trainer.world_size > 1:
+            return measure()
+        data, hparams, trainer = self.datamodule, dict(self.model.hparams), self.trainer
+        key = {"version": EVALUATION_VERSION, "student": model_fingerprint(hparams.get("model", "")),
+               "class": type(self.model).__name__, "dtype": fast_dtype(hparams.get("dtype", "float32")),
+               "max_new_tokens": hparams.get("max_new_tokens"), "task": data.student_task.fingerprint(),
+               "rows": stable_hash(data.evaluation_rows(), 64), "eval_batch_size": data.eval_batch_size,
+               "trainer": {"accelerator": type(trainer.accelerator).__name__, "precision": str(trainer.precision),
+                           "limit_val_batches": trainer.limit_val_batches}}
+        (base, by), cached = cached_json("base", key, measure)
+        if cached and trainer.logger is not None:  # what the measuring validate would have logged
+            trainer.logger.log_metrics({"student/accuracy": base, **{f"student/accuracy/{k}": v
+                                                                     for k, v in by.items()}}, step=0)
+        return base, by
 
     def _evaluate(self, method, key: str) -> tuple[float, dict[str, float]]:
         """Student accuracy on the test split: the mean over its benchmarks (the paper's average), and each one's

@@ -86,14 +86,19 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, extra
 
 
-def run_args(args: argparse.Namespace, extra: list[str], row: str, seed: int) -> list[str]:
-    """The ``fit`` command line of one row and seed: the config, its trust function swapped for the row's (the
-    config's own trust function keeps its settings), the row's init_args, the seed and where it logs."""
+def row_config_args(args: argparse.Namespace, row: str) -> list[str]:
+    """The config of one row: the compare's config, its trust function swapped for the row's (the config's own
+    trust function keeps its settings) and the row's init_args."""
     cls = args.table[row]
     trust = [] if cls is args.own else ["--trust", cls.__name__]
     init = [f"--trust.init_args.{k}={v if isinstance(v, str) else json.dumps(v)}"
             for k, v in args.trust_args.get(row, {}).items()]
-    return ["fit", "--config", str(args.config), *trust, *init, "--seed_everything", str(seed),
+    return ["--config", str(args.config), *trust, *init]
+
+
+def run_args(args: argparse.Namespace, extra: list[str], row: str, seed: int) -> list[str]:
+    """The ``fit`` command line of one row and seed: the row's config, the seed and where it logs."""
+    return ["fit", *row_config_args(args, row), "--seed_everything", str(seed),
             *logger_args(args.output_dir, row, f"seed{seed}"), *extra]
 
 
@@ -262,7 +267,9 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
         atomic_write_text(out / "table.csv", table_csv)
         log_recovery(args, values)
         print(f"\n{markdown}\n\n(table.md, table.csv and results.json in {out})")
-    atomic_write_text(out / "results.json", json.dumps(json_safe(report), indent=2))
+    # a trust-only report never replaces the student table's results.json in the same directory
+    name = "trust_only.json" if args.trust_only else "results.json"
+    atomic_write_text(out / name, json.dumps(json_safe(report), indent=2))
     sys.stdout.flush()
     return report
 

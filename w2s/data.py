@@ -86,6 +86,11 @@ class W2SDataModule(L.LightningDataModule):
             self._shuffle_seed = torch.initial_seed()  # seed_everything's seed, whatever the trust fit drew since
             self._train = [self._train_row(ex, y) for ex, y in zip(self.subset.examples, self.subset.labels)]
 
+    def evaluation_rows(self) -> list[dict]:
+        """The test split as the student is evaluated on it (token ids and gold), in evaluation order."""
+        self.setup("validate")
+        return self._eval
+
     # ---- rows ------------------------------------------------------------------------------------------------
     @property
     def tokenizer(self):

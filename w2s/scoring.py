@@ -12,9 +12,15 @@ import torch
 
 
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
-    """Next-token logits of hidden states: the model's output layer, then its final soft-capping if it has one."""
+    """Next-token logits of hidden states: the model's output layer, then what its own forward does after it
+    (Cohere's ``logit_scale``, Granite's ``logits_scaling``, Gemma's final soft-capping)."""
     logits = model.get_output_embeddings()(hidden)
-    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    config = model.config.get_text_config()
+    if (scale := getattr(config, "logit_scale", None)) is not None:
+        logits = logits * scale
+    if (scaling := getattr(config, "logits_scaling", None)) is not None:
+        logits = logits / scaling
+    cap = getattr(config, "final_logit_softcapping", None)
     return torch.tanh(logits / cap) * cap if cap else logits
 
 

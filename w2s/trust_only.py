@@ -2,7 +2,9 @@
 
 How well a trust function ranks the teacher's weak labels (AUC, ECE, Brier, purity of the selected n) needs only
 the teacher pass and the trust fit; the students are most of a comparison's cost. This runs ``run_protocol`` for
-each row and seed in this process, with each row's config resolved exactly as its ``fit`` run would be, and
+each row and seed in this process, with each row's config resolved as its ``fit`` run resolves it (a learned trust
+function's numbers can differ from that run's in the last digits: ``fit`` draws the student's LoRA initialisation
+from the seeded random stream before the trust fit, this does not), and
 compares every row's target AUC with the config's own trust function by a paired bootstrap over target examples
 (the same resampled examples for both rows). Target correctness is used to evaluate, never to select.
 """
@@ -13,6 +15,7 @@ import argparse
 import csv
 import io
 import json
+from typing import TYPE_CHECKING
 
 import lightning as L
 import numpy as np
@@ -20,9 +23,16 @@ import torch
 
 from w2s import metrics
 from w2s.cache import atomic_write_text
+from w2s.compare import row_config_args
 from w2s.config import instantiate, resolve_config
+from w2s.errors import W2SError
 from w2s.protocol import run_protocol
 from w2s.runs import fmt, json_safe
+
+if TYPE_CHECKING:
+    from w2s.selection import Selection
+    from w2s.tasks.base import Task
+    from w2s.teacher import Teacher
 
 COLUMNS = ["trust AUC", "ECE", "Brier", "purity@n", "n", "source-val AUC"]
 
@@ -40,17 +50,17 @@ def paired_auc_difference(scores: torch.Tensor, reference: torch.Tensor, correct
         if c.all() or not c.any():
             continue
         diffs.append(metrics.auc(scores[index], c) - metrics.auc(reference[index], c))
+    if not diffs:
+        raise W2SError(f"every bootstrap resample of the {len(correct)} target examples has one class only; the "
+                       "AUC difference needs right and wrong weak labels in the target pool")
     low, high = np.percentile(diffs, [2.5, 97.5])
     return metrics.auc(scores, correct) - metrics.auc(reference, correct), float(low), float(high)
 
 
-def row_parts(args: argparse.Namespace, extra: list[str], row: str):
-    """The task, teacher, trust function and selection of one row, from the row's config as its fit resolves it."""
-    cls = args.table[row]
-    trust = [] if cls is args.own else ["--trust", cls.__name__]
-    init = [f"--trust.init_args.{k}={v if isinstance(v, str) else json.dumps(v)}"
-            for k, v in args.trust_args.get(row, {}).items()]
-    config = resolve_config(["--config", str(args.config), *trust, *init, *extra])
+def row_parts(args: argparse.Namespace, extra: list[str], row: str) -> tuple[Task, Teacher, dict, Selection | None]:
+    """The task, teacher, trust function (its config node) and selection of one row, from the row's config as its
+    fit resolves it."""
+    config = resolve_config([*row_config_args(args, row), *extra])
     data = config["data"]
     return (instantiate(data["task"]), instantiate(data["teacher"]), config["trust"],
             instantiate(data["selection"]) if isinstance(data.get("selection"), dict) else None)
@@ -62,6 +72,9 @@ def trust_table(args: argparse.Namespace, extra: list[str]) -> dict:
 
     rows = [r for r in args.rows if r != "base"]
     own = next(r for r, c in args.table.items() if c is args.own)
+    if own not in rows:
+        raise W2SError(f"--trust_only compares every row with the config's own trust function: add its row "
+                       f"'{own}' to --rows")
     values: dict[str, dict[str, list[float]]] = {}
     scores: dict[str, torch.Tensor] = {}
     correct = None

