@@ -100,7 +100,8 @@ class Teacher:
     def cache_key(self, task: Task, split: datasets.Dataset) -> str:
         data = hashlib.sha256()
         for example in split:
-            data.update(json.dumps([task.prompt(example), task.gold(example)]).encode())
+            texts = task.option_texts(example)  # by likelihood the prompt does not show the options
+            data.update(json.dumps([task.prompt(example), task.gold(example), *([texts] if texts else [])]).encode())
         settings = {k: getattr(self, k) for k in ("max_new_tokens", "layer", "position", "dtype", "features")}
         if self.cache_dtype != "float32":  # (keeps the keys of float32 caches written before the option)
             settings["cache_dtype"] = self.cache_dtype

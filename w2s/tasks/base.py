@@ -163,6 +163,9 @@ class MultipleChoiceTask(Task):
         self.answer_prefix_space, self.chat_template = answer_prefix_space, chat_template
         self.interface, self.normalize, self.student_interface = interface, normalize, student_interface
 
+    def fingerprint(self) -> dict[str, Any]:
+        return {k: v for k, v in super().fingerprint().items() if k != "student_interface"}  # not the teacher's
+
     def for_student(self) -> "MultipleChoiceTask":
         if self.student_interface in (None, self.interface):
             return self
