@@ -2,11 +2,11 @@
 
 How well a trust function ranks the teacher's weak labels (AUC, ECE, Brier, purity of the selected n) needs only
 the teacher pass and the trust fit; the students are most of a comparison's cost. This runs ``run_protocol`` for
-each row and seed in this process, with each row's config resolved as its ``fit`` run resolves it (a learned trust
-function's numbers can differ from that run's in the last digits: ``fit`` draws the student's LoRA initialisation
-from the seeded random stream before the trust fit, this does not), and
-compares every row's target AUC with the config's own trust function by a paired bootstrap over target examples
-(the same resampled examples for both rows). Target correctness is used to evaluate, never to select.
+each row and seed in this process, with each row's config resolved as its ``fit`` run resolves it, and compares
+every row's target AUC with the config's own trust function by a paired bootstrap over target examples (the same
+resampled examples for both rows). Target correctness is used to evaluate, never to select. A learned trust
+function's numbers can differ from its ``fit`` run's in the last digits: ``fit`` draws the student's LoRA
+initialisation from the seeded random stream before the trust fit, this does not.
 """
 
 from __future__ import annotations
