@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 
 from w2s.errors import W2SError, check_ranges
@@ -54,3 +55,80 @@ class Selection:
             keep = top_n(scores, len(scores))
             return keep[scores[keep] >= self.threshold]
         return top_n(scores, self.size(len(scores)))
+
+
+# ---- selections with a guarantee (selective prediction: Learn then Test; conformal selection) ------------------
+MIN_CALIBRATION = 20
+COVERAGES = np.arange(1, 21) / 20  # the selection sizes a certified threshold is tested at (share of calibration)
+
+
+def _calibration(cal_scores, cal_correct, purity: float, delta: float | None = None):
+    """Checked calibration arrays (scores, correctness), and the range checks every guarantee shares."""
+    check_ranges("selection", purity=(purity, "(0, 1)"), delta=(delta, "(0, 1)"))
+    scores = np.asarray(cal_scores, dtype=np.float64).ravel()
+    correct = np.asarray(cal_correct, dtype=bool).ravel()
+    if len(scores) != len(correct):
+        raise W2SError(f"calibration scores ({len(scores)}) and correctness ({len(correct)}) differ in length")
+    if len(scores) < MIN_CALIBRATION:
+        raise W2SError(f"a certified selection needs at least {MIN_CALIBRATION} calibration examples (got "
+                       f"{len(scores)}); hold out more of the source set (selection.calibration_fraction)")
+    if correct.all() or not correct.any():
+        raise W2SError(f"the {len(scores)} calibration examples are all {'right' if correct.all() else 'wrong'}; "
+                       "a certified selection needs right and wrong weak labels among them")
+    return scores, correct
+
+
+def binomial_upper_bound(errors, n, delta: float) -> np.ndarray:
+    """Exact one-sided (Clopper–Pearson) upper bound on an error rate: ≥ the true rate with probability ≥ 1 − δ,
+    from ``errors`` wrong out of ``n`` (element-wise)."""
+    from scipy.stats import beta
+
+    errors, n = np.asarray(errors, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    bound = beta.ppf(1 - delta, errors + 1, np.maximum(n - errors, 1))
+    return np.where(errors >= n, 1.0, bound)
+
+
+def certified_threshold(cal_scores, cal_correct, purity: float, delta: float) -> float:
+    """The lowest trust score whose selection (every example scored at or above it) has purity ≥ ``purity`` with
+    probability ≥ 1 − ``delta``, on calibration examples exchangeable with the pool.
+
+    The candidates are the thresholds that keep 5 %, 10 %, ..., 100 % of the calibration set (whole runs of equal
+    scores); each one's error rate among the kept calibration examples gets a Clopper–Pearson upper bound at level
+    δ / 20, so that all twenty hold together (a union bound, as in selection with guaranteed risk, Geifman &
+    El-Yaniv 2017); the answer is the lowest candidate whose bound is ≤ 1 − purity. Testing from the highest score
+    down and stopping at the first failure (fixed-sequence testing) would stop at once in practice: a handful of
+    top-scored examples cannot certify a high purity."""
+    scores, correct = _calibration(cal_scores, cal_correct, purity, delta)
+    order = np.argsort(-scores, kind="stable")
+    s, c = scores[order], correct[order]  # most trusted first
+    sizes = np.unique(np.ceil(COVERAGES * len(s)).astype(int))
+    thresholds = s[sizes - 1]
+    kept = np.searchsorted(-s, -thresholds, side="right")  # every score ≥ the threshold, ties included
+    level = delta / len(sizes)
+    bounds = binomial_upper_bound(np.cumsum(~c)[kept - 1], kept, level)
+    passes = bounds <= 1 - purity
+    if not passes.any():
+        needed = int(np.ceil(np.log(level) / np.log(purity)))
+        raise W2SError(f"no threshold is certified at purity {purity} (delta {delta}) on {len(s)} calibration "
+                       f"examples: the most any candidate certifies is {1 - bounds.min():.3f}; purity {purity} "
+                       f"needs at least {needed} calibration examples above the threshold even with none wrong")
+    return float(thresholds[passes][-1])
+
+
+def conformal_p_values(cal_scores, cal_correct, scores) -> np.ndarray:
+    """Conformal p-values of the null "this weak label is wrong" for each pool score (Jin & Candès 2023):
+    ``(1 + #{calibration examples that are wrong and score ≥ s}) / (n_calibration + 1)``."""
+    cal = np.asarray(cal_scores, dtype=np.float64)[~np.asarray(cal_correct, dtype=bool)]
+    wrong_at_or_above = len(cal) - np.searchsorted(np.sort(cal), np.asarray(scores, dtype=np.float64), side="left")
+    return (1 + wrong_at_or_above) / (len(np.asarray(cal_scores)) + 1)
+
+
+def fdr_selection(cal_scores, cal_correct, scores, purity: float) -> np.ndarray:
+    """Indices of the pool examples selected by Benjamini–Hochberg on conformal p-values at level 1 − ``purity``:
+    the expected share of wrong weak labels among them is ≤ 1 − purity (expected purity ≥ ``purity``)."""
+    _calibration(cal_scores, cal_correct, purity)
+    p = conformal_p_values(cal_scores, cal_correct, scores)
+    m, order = len(p), np.argsort(p, kind="stable")
+    below = p[order] <= (1 - purity) * np.arange(1, m + 1) / m
+    k = int(np.flatnonzero(below)[-1]) + 1 if below.any() else 0
+    return np.sort(order[:k])
