@@ -238,3 +238,18 @@ def test_wrong_trust_init_args_fail_at_parse_time(tmp_path, trust, arg, value, p
     if problem == "type":  # "Got value: x", or "Given value: x" where the type is a union such as int | None
         assert re.search(rf"(Got|Given) value: {re.escape(value)}$", message, re.MULTILINE), message
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_certified_selection_runs_through_fit_and_reports_its_guarantee(tiny_world, tmp_path):
+    """selection.mode certified: the trust function is fitted on part of the source set, the rest calibrates the
+    threshold, and results.json holds the guarantee beside the realised target purity."""
+    proc = run_cli(*tiny_args(tiny_world, "--data.selection.init_args.mode", "certified",
+                              "--data.selection.init_args.purity", "0.15", "--data.selection.init_args.delta", "0.2",
+                              "--data.selection.init_args.calibration_fraction", "0.5"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, results = _results(tmp_path)
+    selection = results["selection"]
+    # (the tiny world's teacher is weak: 0.15 is what its 60 calibration examples can certify)
+    assert selection["mode"] == "certified" and selection["purity_target"] == 0.15 and selection["delta"] == 0.2
+    assert selection["n_calibration"] >= 20 and 0 <= selection["threshold"] <= 1
+    assert selection["realised_target_purity"] == pytest.approx(results["trust"]["purity"], abs=1e-6)

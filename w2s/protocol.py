@@ -53,13 +53,22 @@ def run_protocol(task: Task, teacher: Teacher, trust: TrustFunction, selection: 
     source, target = outputs["source"], outputs["target"]
 
     trust.prepare(teacher, task, splits)
-    trust.fit(source)
+    guarantee = selection.calibrated and not trust.keep_all
+    fitted, calibration = calibration_split(source, selection.calibration_fraction) if guarantee else (source, None)
+    trust.fit(fitted)
     scores = checked_scores(trust, target.without_labels())
 
-    chosen = torch.arange(len(target)) if trust.keep_all else selection(scores)
+    if trust.keep_all:
+        chosen = torch.arange(len(target))
+    elif guarantee:
+        cal_scores = checked_scores(trust, calibration.without_labels())
+        chosen, guaranteed = selection.with_guarantee(scores, cal_scores.numpy(), np.asarray(calibration.correct))
+    else:
+        chosen = selection(scores)
     if len(chosen) == 0:
-        raise W2SError(f"the selection kept no target example (mode {selection.mode}); "
-                       "lower selection.threshold or use mode fraction")
+        raise W2SError(f"the selection kept no target example (mode {selection.mode}); " + (
+            "lower selection.purity or raise selection.delta" if selection.calibrated
+            else "lower selection.threshold or use mode fraction"))
     examples = [splits["target"][int(i)] for i in chosen]
     labels = ([task.gold(ex) for ex in examples] if trust.uses_gold_labels
               else [target.weak_labels[int(i)] for i in chosen])
@@ -72,8 +81,21 @@ def run_protocol(task: Task, teacher: Teacher, trust: TrustFunction, selection: 
     correct = torch.as_tensor(np.asarray(target.correct))
     report = protocol_report(source, target, trust, selection, scores, correct, chosen)
     report["selection"]["skipped_unparsed"] = len(chosen) - len(keep)
+    if guarantee:  # the realised target purity (evaluation only) beside what was guaranteed
+        report["selection"].update(guaranteed, realised_target_purity=float(correct[chosen].float().mean()))
     return TrustedSubset([examples[k] for k in keep], [labels[k] for k in keep], chosen[keep], scores, correct,
                          report, trust)
+
+
+def calibration_split(source: TeacherOutputs, fraction: float) -> tuple[TeacherOutputs, TeacherOutputs]:
+    """The source set cut into the part a trust function is fitted on and a held-out calibration part, stratified
+    by correctness so that both keep the teacher's accuracy (seeded by the run's seed)."""
+    correct = np.asarray(source.correct, dtype=bool)
+    rng = np.random.default_rng(torch.initial_seed())
+    held = np.concatenate([rng.permutation(np.flatnonzero(correct == c))[: round(fraction * (correct == c).sum())]
+                           for c in (True, False)])
+    rest = np.setdiff1d(np.arange(len(source)), held)
+    return source.subset(rest), source.subset(np.sort(held))
 
 
 def checked_scores(trust: TrustFunction, target: TeacherOutputs) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Turning trust scores into the trusted subset: top-n, fraction or threshold, with deterministic ties."""
+"""Turning trust scores into the trusted subset: top-n, fraction or threshold, with deterministic ties, or a size
+chosen with a guarantee on held-out source examples (certified purity, or a false-discovery-rate bound)."""
 
 from __future__ import annotations
 
@@ -21,23 +22,54 @@ class Selection:
 
     Args:
         mode: ``top_n`` (the ``n`` most trusted), ``fraction`` (that share of the target set, most trusted
-            first) or ``threshold`` (every weak label whose trust score is ≥ ``threshold``).
+            first), ``threshold`` (every weak label whose trust score is ≥ ``threshold``), ``certified`` (every
+            weak label scored at or above the lowest threshold certified to give purity ≥ ``purity`` with
+            probability ≥ 1 − ``delta``: :func:`certified_threshold`) or ``fdr`` (conformal p-values and
+            Benjamini–Hochberg: expected purity ≥ ``purity``). The last two hold out ``calibration_fraction`` of the
+            source set (never target gold): the trust function is fitted on the rest and scores the held-out part.
+            The guarantee assumes calibration and target examples are exchangeable (the ID setting); across a
+            distribution shift it is a heuristic, and the realised target purity is reported beside it.
         n: size of the trusted subset for ``top_n``.
         fraction: share of the target set for ``fraction``, in (0, 1].
         threshold: minimum trust score for ``threshold``, in [0, 1].
+        purity, delta: the target purity and the allowed failure probability of ``certified`` / ``fdr``.
+        calibration_fraction: share of the source set held out to calibrate ``certified`` / ``fdr``.
     """
 
     def __init__(
         self,
-        mode: Literal["top_n", "fraction", "threshold"] = "fraction",
+        mode: Literal["top_n", "fraction", "threshold", "certified", "fdr"] = "fraction",
         n: int | None = None,
         fraction: float = 0.5,
         threshold: float = 0.5,
+        purity: float = 0.9,
+        delta: float = 0.1,
+        calibration_fraction: float = 0.3,
     ) -> None:
         if mode == "top_n" and n is None:
             raise W2SError("selection.n must be a positive integer for mode top_n (got None)")
-        check_ranges("selection", n=(n, "int >= 1"), fraction=(fraction, "(0, 1]"), threshold=(threshold, "[0, 1]"))
+        check_ranges("selection", n=(n, "int >= 1"), fraction=(fraction, "(0, 1]"), threshold=(threshold, "[0, 1]"),
+                     purity=(purity, "(0, 1)"), delta=(delta, "(0, 1)"),
+                     calibration_fraction=(calibration_fraction, "(0, 1)"))
         self.mode, self.n, self.fraction, self.threshold = mode, n, fraction, threshold
+        self.purity, self.delta, self.calibration_fraction = purity, delta, calibration_fraction
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether this selection needs held-out source examples (``certified`` and ``fdr``)."""
+        return self.mode in ("certified", "fdr")
+
+    def with_guarantee(self, scores: torch.Tensor, cal_scores, cal_correct) -> tuple[torch.Tensor, dict]:
+        """The trusted subset of a ``certified`` / ``fdr`` selection (indices, most trusted first) and what
+        results.json records of it."""
+        scores = torch.as_tensor(scores)
+        info = {"purity_target": self.purity, "n_calibration": len(cal_scores)}
+        if self.mode == "certified":
+            threshold = certified_threshold(cal_scores, cal_correct, self.purity, self.delta)
+            keep = top_n(scores, len(scores))
+            return keep[scores[keep] >= threshold], {**info, "threshold": threshold, "delta": self.delta}
+        chosen = torch.as_tensor(fdr_selection(cal_scores, cal_correct, scores.numpy(), self.purity), dtype=torch.long)
+        return chosen[ranking(scores[chosen])], info
 
     def size(self, n_target: int) -> int:
         """How many weak labels a score-independent selection keeps (``top_n`` and ``fraction``)."""
@@ -51,6 +83,9 @@ class Selection:
     def __call__(self, scores: torch.Tensor) -> torch.Tensor:
         """Indices (into the target set) of the trusted subset, most trusted first."""
         scores = torch.as_tensor(scores)
+        if self.calibrated:
+            raise W2SError(f"selection mode {self.mode} needs calibration scores: use with_guarantee (run_protocol "
+                           "does)")
         if self.mode == "threshold":
             keep = top_n(scores, len(scores))
             return keep[scores[keep] >= self.threshold]
