@@ -97,9 +97,10 @@ class LoRAStudent(L.LightningModule):
                                                                                    batch["gold"])],
                             device=self.device)
 
-    def _log_accuracy(self, name: str, batch: dict, **kwargs) -> None:
+    def _log_accuracy(self, name: str, batch: dict, **kwargs) -> torch.Tensor:
         """Accuracy over the batch, and per benchmark when the evaluation split mixes several; every rank logs
-        every benchmark at every step (weight 0 when absent), so that the epoch-end sync lines up under DDP."""
+        every benchmark at every step (weight 0 when absent), so that the epoch-end sync lines up under DDP.
+        Returns each example's correctness."""
         correct = self._accuracy(batch)
         self.log(name, correct.mean(), batch_size=len(correct), sync_dist=True, **kwargs)  # the mean over ranks
         groups = self.trainer.datamodule.eval_groups
@@ -109,9 +110,15 @@ class LoRAStudent(L.LightningModule):
                 value = correct[mask].mean() if mask.any() else correct.new_zeros(())
                 self.log(f"{name}/{group}", value, batch_size=int(mask.sum()), on_step=False, on_epoch=True,
                          sync_dist=True)
+        return correct
 
     def validation_step(self, batch: dict, _) -> None:
         self._log_accuracy("student/accuracy", batch, prog_bar=True)
 
+    def on_test_epoch_start(self) -> None:
+        self.test_correct: list[torch.Tensor] = []
+
     def test_step(self, batch: dict, _) -> None:
-        self._log_accuracy("student/test_accuracy", batch)
+        """Accuracy, and each example's correctness kept in evaluation order (``test_correct``), so that tables can
+        compare runs example by example (a paired bootstrap) without rerunning them."""
+        self.test_correct.append(self._log_accuracy("student/test_accuracy", batch).detach().cpu())

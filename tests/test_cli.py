@@ -46,6 +46,11 @@ def test_fit_writes_results_config_and_tensorboard(ntf_run, tiny_world):
     assert config["trust"]["class_path"].endswith("NeuralTrustFunction")
     assert list(log_dir.glob("events.out.tfevents.*"))
     assert (log_dir / "student_adapter" / "adapter_config.json").exists()
+    per_example = (log_dir / "student_test.csv").read_text().splitlines()  # id,correct per test example
+    n_test = len(datasets.load_from_disk(tiny_world / "data")["test"])
+    assert per_example[0] == "id,correct" and len(per_example) == n_test + 1
+    assert sum(int(line.rsplit(",", 1)[1]) for line in per_example[1:]) / n_test == pytest.approx(
+        results["student"]["accuracy"]["final"], abs=1e-6)
     assert "student accuracy" in proc.stdout and "purity" in proc.stdout
 
 

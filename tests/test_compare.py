@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -59,6 +60,25 @@ def test_compare_writes_the_table(compared):
             run = json.loads((out / row / f"seed{seed}" / "results.json").read_text())
             assert run["seed"] == seed
             assert (out / row / f"seed{seed}" / "config.yaml").is_file()
+
+
+
+def test_every_row_is_compared_with_ground_truth_and_naive_example_by_example(compared):
+    out, _, _ = compared
+    report = json.loads((out / "results.json").read_text())
+    table, deltas = report["table"], report["deltas"]
+    assert set(deltas) == set(ROWS[1:]) and "gt" not in deltas["gt"] and "naive" not in deltas["naive"]
+    for row in ROWS[1:]:
+        for reference in ("gt", "naive"):
+            if row == reference:
+                continue
+            d = deltas[row][reference]
+            mean_difference = np.mean(np.subtract(table[row]["student accuracy"], table[reference]["student accuracy"]))
+            assert d["difference"] == pytest.approx(mean_difference, abs=1e-6)  # the per-example files agree
+            assert d["low"] <= d["difference"] <= d["high"]
+    markdown = (out / "table.md").read_text()
+    assert "Δ vs ground truth [95 % CI]" in markdown and "Δ vs Naive [95 % CI]" in markdown
+    assert any(mark in markdown for mark in (" ≈ |", " ↑ |", " ↓ |"))
 
 
 def test_the_feature_sweep_reports_auc_per_feature(compared):

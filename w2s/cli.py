@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
+import torch
 import yaml
 from jsonargparse.typing import import_object
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -102,13 +103,21 @@ class W2SCLI(LightningCLI):
         results = run_results(self.subset, self.config.fit.get("seed_everything"), self.base, final)
         if not self.trainer.is_global_zero:  # evaluation above is collective; files and logs are rank 0's
             return
-        save_run(self._log_dir(), results, self.model, self.subset)
+        save_run(self._log_dir(), results, self.model, self.subset, self._test_correct())
         if self.trainer.logger is not None:
             log_run(self.trainer.logger, results, self.subset, self.trainer.global_step)
         print(summary(results, self._log_dir()))
 
     def _log_dir(self) -> Path:
         return Path(self.trainer.log_dir or ".")
+
+    def _test_correct(self) -> list[tuple[str, bool]] | None:
+        """Each test example's correctness after training, by id (one process only: under DDP each rank sees a
+        padded share of the split)."""
+        if self.trainer.world_size > 1:
+            return None
+        correct = torch.cat(self.model.test_correct).tolist()
+        return [(row["id"], bool(c)) for row, c in zip(self.datamodule.evaluation_rows(), correct, strict=True)]
 
     def _base_accuracy(self) -> tuple[float, dict[str, float]]:
         """The untrained student's accuracy. It is the same for every trust function and seed of a setting (a new

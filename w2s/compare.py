@@ -174,24 +174,65 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
     return values
 
 
-def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str]) -> tuple[str, str]:
-    """Markdown and CSV of the table (mean ± sample std over seeds); ``titles``: each row's label."""
+DELTA_REFERENCES = {"gt": "Δ vs ground truth", "naive": "Δ vs Naive"}
+
+
+def paired_deltas(args: argparse.Namespace, results: dict[str, dict[int, dict]]) -> dict[str, dict[str, tuple]]:
+    """Per row, its student accuracy minus ground truth's and Naive's, averaged over seeds, with a 95 % paired
+    bootstrap interval over test examples (each run's ``student_test.csv``; rows without one are left out)."""
+    from w2s.intervals import paired_accuracy_difference, read_test_correct
+
+    correct = {row: [read_test_correct(args.output_dir / row / f"seed{s}") for s in args.seeds] for row in results}
+    deltas: dict[str, dict[str, tuple]] = {}
+    for reference in DELTA_REFERENCES:
+        if reference not in correct or any(c is None for c in correct[reference]):
+            continue
+        ids = sorted(correct[reference][0])
+        ref = np.array([[c[i] for i in ids] for c in correct[reference]])  # [S, N]
+        for row, per_seed in correct.items():
+            if row != reference and all(c is not None and set(c) == set(ids) for c in per_seed):
+                mine = np.array([[c[i] for i in ids] for c in per_seed])
+                deltas.setdefault(row, {})[reference] = paired_accuracy_difference(mine, ref)
+    return deltas
+
+
+def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str],
+           deltas: dict[str, dict[str, tuple]] | None = None) -> tuple[str, str]:
+    """Markdown and CSV of the table (mean ± sample std over seeds, and each row's paired difference to ground
+    truth and Naive where ``deltas`` has it); ``titles``: each row's label."""
+    from w2s.intervals import verdict
+
+    deltas = deltas or {}
     columns = list(next(iter(values.values())))
-    lines = [f"| row | {' | '.join(columns)} |", "|" + "---|" * (len(columns) + 1)]
+    shown = [r for r in DELTA_REFERENCES if any(r in d for d in deltas.values())]
+    headers = [*columns, *(f"{DELTA_REFERENCES[r]} [95 % CI]" for r in shown)]
+    lines = [f"| row | {' | '.join(headers)} |", "|" + "---|" * (len(headers) + 1)]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["row", *(f"{c} {k}" for c in columns for k in ("mean", "std"))])
+    writer.writerow(["row", *(f"{c} {k}" for c in columns for k in ("mean", "std")),
+                     *(f"delta vs {r} {k}" for r in shown for k in ("mean", "low", "high"))])
     for row, cols in values.items():
-        lines.append(f"| {titles[row]} | " + " | ".join(fmt(cols[c], c) for c in columns) + " |")
+        cells = [fmt(cols[c], c) for c in columns]
+        for r in shown:
+            d = deltas.get(row, {}).get(r)
+            cells.append("–" if d is None else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+                                                + (f" {verdict(d[1], d[2])}" if r == "gt" else ""))
+        lines.append(f"| {titles[row]} | " + " | ".join(cells) + " |")
         stats = []
         for c in columns:
             v = np.asarray(cols[c], dtype=float)
             stats += ["", ""] if np.isnan(v).all() else [f"{np.nanmean(v):.6g}",
                                                          f"{np.nanstd(v, ddof=1):.6g}" if len(v) > 1 else ""]
+        for r in shown:
+            d = deltas.get(row, {}).get(r)
+            stats += ["", "", ""] if d is None else [f"{x:.6g}" for x in d]
         writer.writerow([row, *stats])
     lines.append(f"\nseeds {', '.join(map(str, seeds))}; mean ± sample std over seeds; accuracy on the test "
                  "split (the mean over its benchmarks when it has several); recovery = (row − base) / "
-                 "(ground truth − base) × 100 per seed.")
+                 "(ground truth − base) × 100 per seed." + (
+                     " Δ: the row's accuracy minus the reference's, averaged over seeds, with a 95 % paired bootstrap "
+                     "interval over test examples (1,000 resamples); ≈ the interval contains 0 (indistinguishable "
+                     "from ground truth), ↑ above it (super-recovery), ↓ below." if shown else ""))
     return "\n".join(lines), out.getvalue()
 
 
@@ -258,8 +299,11 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
     elif args.rows:
         results = run_rows(args, extra)
         values = table_values(results, args.rows, args.seeds)
-        markdown, table_csv = render(values, args.seeds, args.titles)
+        deltas = paired_deltas(args, results)
+        markdown, table_csv = render(values, args.seeds, args.titles, deltas)
         report["table"] = values
+        report["deltas"] = {row: {r: dict(zip(("difference", "low", "high"), d)) for r, d in per.items()}
+                            for row, per in deltas.items()}
         first_row = next(iter(results.values()))  # every row reads the same cached teacher pass
         report["teacher_accuracy"] = first_row[args.seeds[0]]["teacher"]["accuracy"]
         report["runs"] = {row: {s: str(out / row / f"seed{s}") for s in args.seeds} for row in results}

@@ -108,16 +108,17 @@ class W2SDataModule(L.LightningDataModule):
 
     def _eval_row(self, example: dict, options: list[int] | None) -> dict:
         task, group = self.student_task, self.eval_groups.index(example["benchmark"]) if self.eval_groups else 0
+        key = str(example["id"])
         prompt = self._prompt_ids(example)[-self.max_length:]
         gold = task.options(example).index(task.gold(example)) if task.options(example) else None
         if (texts := task.option_texts(example)) is not None:  # likelihood: every option is scored
             continuations = self.tokenizer(texts, add_special_tokens=False).input_ids
             prompt = prompt[max(0, len(prompt) + max(map(len, continuations)) - self.max_length):]
             return {"prompt_ids": prompt, "continuations": continuations, "chars": [len(t) for t in texts],
-                    "gold": gold, "group": group}
+                    "gold": gold, "group": group, "id": key}
         if options is None:  # free form (math, chess moves): the student generates its answer
-            return {"prompt_ids": prompt, "gold": task.gold(example), "example": example, "group": group}
-        return {"prompt_ids": prompt, "option_ids": options, "group": group, "gold": gold}
+            return {"prompt_ids": prompt, "gold": task.gold(example), "example": example, "group": group, "id": key}
+        return {"prompt_ids": prompt, "option_ids": options, "group": group, "gold": gold, "id": key}
 
     # ---- loaders ---------------------------------------------------------------------------------------------
     def _collate(self, batch: Callable[[list[dict], int], dict]) -> Callable[[list[dict]], dict]:

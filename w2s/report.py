@@ -3,6 +3,8 @@ scalars, figures and HParams, and the summary it prints. Plain functions: the CL
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -26,12 +28,18 @@ def run_results(subset: TrustedSubset, seed: int | None, base: tuple[float, dict
     return results
 
 
-def save_run(log_dir: Path, results: dict, student, subset: TrustedSubset) -> None:
-    """The adapter, the fitted trust function where others can reuse it, then ``results.json`` (written last:
-    its presence marks a finished run)."""
+def save_run(log_dir: Path, results: dict, student, subset: TrustedSubset,
+             test_correct: list[tuple[str, bool]] | None = None) -> None:
+    """The adapter, the fitted trust function where others can reuse it, each test example's correctness
+    (``student_test.csv``: id, correct — for paired comparisons between runs), then ``results.json`` (written
+    last: its presence marks a finished run)."""
     student.save_adapter(log_dir / "student_adapter")
     if subset.trust.reusable:
         subset.trust.save(log_dir / "trust_function.pt")
+    if test_correct is not None:
+        table = io.StringIO()
+        csv.writer(table, lineterminator="\n").writerows([("id", "correct"), *((i, int(c)) for i, c in test_correct)])
+        atomic_write_text(log_dir / "student_test.csv", table.getvalue())
     atomic_write_text(log_dir / "results.json", json.dumps(results, indent=2, default=float))
 
 

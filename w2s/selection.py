@@ -114,8 +114,8 @@ def _calibration(cal_scores, cal_correct, purity: float, delta: float | None = N
 
 
 def binomial_upper_bound(errors, n, delta: float) -> np.ndarray:
-    """Exact one-sided (Clopper–Pearson) upper bound on an error rate: ≥ the true rate with probability ≥ 1 − δ,
-    from ``errors`` wrong out of ``n`` (element-wise)."""
+    """Exact one-sided (Clopper–Pearson) upper bound on an error rate: ≥ the true rate with probability
+    ≥ 1 − δ, from ``errors`` wrong out of ``n`` (element-wise)."""
     from scipy.stats import beta
 
     errors, n = np.asarray(errors, dtype=np.float64), np.asarray(n, dtype=np.float64)

@@ -26,6 +26,7 @@ from w2s.cache import atomic_write_text
 from w2s.compare import row_config_args
 from w2s.config import instantiate, resolve_config
 from w2s.errors import W2SError
+from w2s.intervals import bootstrap_interval
 from w2s.protocol import run_protocol
 from w2s.runs import fmt, json_safe
 
@@ -41,20 +42,15 @@ def paired_auc_difference(scores: torch.Tensor, reference: torch.Tensor, correct
                           resamples: int = 1000, seed: int = 0) -> tuple[float, float, float]:
     """AUC(scores) − AUC(reference) on ``correct`` and its 95 % percentile interval over ``resamples`` bootstrap
     resamples of the examples (the same resample for both); resamples with one class only are skipped."""
-    rng = np.random.default_rng(seed)
     correct = torch.as_tensor(correct).bool()
-    diffs = []
-    for _ in range(resamples):
-        index = torch.from_numpy(rng.integers(0, len(correct), len(correct)))
+
+    def difference(index) -> float | None:
+        index = torch.from_numpy(index)
         c = correct[index]
-        if c.all() or not c.any():
-            continue
-        diffs.append(metrics.auc(scores[index], c) - metrics.auc(reference[index], c))
-    if not diffs:
-        raise W2SError(f"every bootstrap resample of the {len(correct)} target examples has one class only; the "
-                       "AUC difference needs right and wrong weak labels in the target pool")
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return metrics.auc(scores, correct) - metrics.auc(reference, correct), float(low), float(high)
+        return None if c.all() or not c.any() else metrics.auc(scores[index], c) - metrics.auc(reference[index], c)
+
+    low, high = bootstrap_interval(difference, len(correct), resamples, seed)
+    return metrics.auc(scores, correct) - metrics.auc(reference, correct), low, high
 
 
 def row_parts(args: argparse.Namespace, extra: list[str], row: str) -> tuple[Task, Teacher, dict, Selection | None]:
