@@ -76,7 +76,12 @@ def test_every_row_is_compared_with_ground_truth_and_naive_example_by_example(co
             mean_difference = np.mean(np.subtract(table[row]["student accuracy"], table[reference]["student accuracy"]))
             assert d["difference"] == pytest.approx(mean_difference, abs=1e-6)  # the per-example files agree
             assert d["low"] <= d["difference"] <= d["high"]
+    for row in ROWS[1:]:
+        interval = report["accuracy_intervals"][row]
+        (low, high), over_seeds = interval["examples"], interval["seeds"]
+        assert low <= np.mean(table[row]["student accuracy"]) <= high and over_seeds is None  # 2 seeds: no t interval
     markdown = (out / "table.md").read_text()
+    assert "accuracy 95 % CI: examples; seeds" in markdown
     assert "Δ vs ground truth [95 % CI]" in markdown and "Δ vs Naive [95 % CI]" in markdown
     assert any(mark in markdown for mark in (" ≈ |", " ↑ |", " ↓ |"))
 

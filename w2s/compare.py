@@ -177,35 +177,41 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
 DELTA_REFERENCES = {"gt": "Δ vs ground truth", "naive": "Δ vs Naive"}
 
 
-def paired_deltas(args: argparse.Namespace, results: dict[str, dict[int, dict]]) -> dict[str, dict[str, tuple]]:
-    """Per row, its student accuracy minus ground truth's and Naive's, averaged over seeds, with a 95 % paired
-    bootstrap interval over test examples (each run's ``student_test.csv``; rows without one are left out)."""
-    from w2s.intervals import paired_accuracy_difference, read_test_correct
+def example_statistics(args: argparse.Namespace, results: dict[str, dict[int, dict]]) -> tuple[dict, dict]:
+    """From each run's per-example test correctness (``student_test.csv``; rows without one are left out): per row,
+    95 % intervals of its accuracy — over test examples by bootstrap (the same resamples for every row) and, with
+    ≥ 3 seeds, over seeds (Student-t) — and its accuracy minus ground truth's and Naive's, averaged over seeds, with
+    a 95 % paired bootstrap interval."""
+    from w2s.intervals import bootstrap_interval, paired_accuracy_difference, read_test_correct, t_interval
 
     correct = {row: [read_test_correct(args.output_dir / row / f"seed{s}") for s in args.seeds] for row in results}
+    complete = {row: c for row, c in correct.items() if all(x is not None for x in c)}
+    if not complete:
+        return {}, {}
+    ids = sorted(next(iter(complete.values()))[0])
+    matrices = {row: np.array([[x[i] for i in ids] for x in c]) for row, c in complete.items()
+                if all(set(x) == set(ids) for x in c)}  # [S, N] per row
+    intervals = {row: {"examples": bootstrap_interval(lambda index, m=m: float(m[:, index].mean()), len(ids)),
+                       "seeds": t_interval(m.mean(1)) if len(m) >= 3 else None} for row, m in matrices.items()}
     deltas: dict[str, dict[str, tuple]] = {}
-    for reference in DELTA_REFERENCES:
-        if reference not in correct or any(c is None for c in correct[reference]):
-            continue
-        ids = sorted(correct[reference][0])
-        ref = np.array([[c[i] for i in ids] for c in correct[reference]])  # [S, N]
-        for row, per_seed in correct.items():
-            if row != reference and all(c is not None and set(c) == set(ids) for c in per_seed):
-                mine = np.array([[c[i] for i in ids] for c in per_seed])
-                deltas.setdefault(row, {})[reference] = paired_accuracy_difference(mine, ref)
-    return deltas
+    for reference in (r for r in DELTA_REFERENCES if r in matrices):
+        for row, m in matrices.items():
+            if row != reference:
+                deltas.setdefault(row, {})[reference] = paired_accuracy_difference(m, matrices[reference])
+    return intervals, deltas
 
 
-def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str],
+def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str], intervals: dict | None = None,
            deltas: dict[str, dict[str, tuple]] | None = None) -> tuple[str, str]:
-    """Markdown and CSV of the table (mean ± sample std over seeds, and each row's paired difference to ground
-    truth and Naive where ``deltas`` has it); ``titles``: each row's label."""
+    """Markdown and CSV of the table (mean ± sample std over seeds; each row's accuracy intervals and its paired
+    difference to ground truth and Naive where ``intervals`` / ``deltas`` have them); ``titles``: row labels."""
     from w2s.intervals import verdict
 
-    deltas = deltas or {}
+    intervals, deltas = intervals or {}, deltas or {}
     columns = list(next(iter(values.values())))
     shown = [r for r in DELTA_REFERENCES if any(r in d for d in deltas.values())]
-    headers = [*columns, *(f"{DELTA_REFERENCES[r]} [95 % CI]" for r in shown)]
+    headers = [*columns, *(["accuracy 95 % CI: examples; seeds"] if intervals else []),
+               *(f"{DELTA_REFERENCES[r]} [95 % CI]" for r in shown)]
     lines = [f"| row | {' | '.join(headers)} |", "|" + "---|" * (len(headers) + 1)]
     out = io.StringIO()
     writer = csv.writer(out)
@@ -213,6 +219,10 @@ def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str],
                      *(f"delta vs {r} {k}" for r in shown for k in ("mean", "low", "high"))])
     for row, cols in values.items():
         cells = [fmt(cols[c], c) for c in columns]
+        if intervals:
+            i = intervals.get(row)
+            cells.append("–" if i is None else f"[{i['examples'][0]:.3f}, {i['examples'][1]:.3f}]" + (
+                f"; [{i['seeds'][0]:.3f}, {i['seeds'][1]:.3f}]" if i["seeds"] else ""))
         for r in shown:
             d = deltas.get(row, {}).get(r)
             cells.append("–" if d is None else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
@@ -230,6 +240,8 @@ def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str],
     lines.append(f"\nseeds {', '.join(map(str, seeds))}; mean ± sample std over seeds; accuracy on the test "
                  "split (the mean over its benchmarks when it has several); recovery = (row − base) / "
                  "(ground truth − base) × 100 per seed." + (
+                     " Accuracy intervals: bootstrap over test examples (the same resamples for every row) and, "
+                     "with ≥ 3 seeds, Student-t over seeds." if intervals else "") + (
                      " Δ: the row's accuracy minus the reference's, averaged over seeds, with a 95 % paired bootstrap "
                      "interval over test examples (1,000 resamples); ≈ the interval contains 0 (indistinguishable "
                      "from ground truth), ↑ above it (super-recovery), ↓ below." if shown else ""))
@@ -299,9 +311,10 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
     elif args.rows:
         results = run_rows(args, extra)
         values = table_values(results, args.rows, args.seeds)
-        deltas = paired_deltas(args, results)
-        markdown, table_csv = render(values, args.seeds, args.titles, deltas)
+        intervals, deltas = example_statistics(args, results)
+        markdown, table_csv = render(values, args.seeds, args.titles, intervals, deltas)
         report["table"] = values
+        report["accuracy_intervals"] = intervals
         report["deltas"] = {row: {r: dict(zip(("difference", "low", "high"), d)) for r, d in per.items()}
                             for row, per in deltas.items()}
         first_row = next(iter(results.values()))  # every row reads the same cached teacher pass
