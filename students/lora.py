@@ -33,9 +33,9 @@ class LoRAStudent(L.LightningModule):
     the adapter only, and accuracy on the target test split, logged by validation and test.
 
     Accuracy is the option with the highest answer-token logit for lettered multiple-choice batches
-    (``option_ids``), the most likely option text for likelihood batches (``scored``), and for free-form batches (math, chess moves) the task's ``judge`` of a greedy generation of up to
-    ``max_new_tokens`` tokens in its example's context. When the split mixes benchmarks, each one's accuracy is
-    logged too.
+    (``option_ids``), the most likely option text for likelihood batches (``scored``), and for free-form batches
+    (math, chess moves) the task's ``judge`` of a greedy generation of up to ``max_new_tokens`` tokens in its
+    example's context. When the split mixes benchmarks, each one's accuracy is logged too.
 
     Attributes:
         train_batch: how this student's training rows become a batch (``w2s.batching``): ``(rows, pad) -> batch``.
