@@ -58,6 +58,23 @@ def test_the_threshold_is_a_calibration_score_and_falls_as_the_target_eases():
     assert strict in scores and loose in scores and loose < strict
 
 
+def test_a_wholly_certified_calibration_set_keeps_every_example():
+    import torch
+
+    from w2s.selection import Selection
+
+    rng = np.random.default_rng(3)
+    cal_scores, cal_correct = rng.random(200) + 0.5, rng.random(200) < 0.97
+    assert certified_threshold(cal_scores, cal_correct, 0.8, DELTA) == -np.inf
+    pool = torch.tensor([0.1, 0.9, 0.2])  # all below every calibration score
+    chosen, info = Selection("certified", purity=0.8).with_guarantee(pool, cal_scores, cal_correct)
+    assert chosen.tolist() == [1, 2, 0] and info["threshold"] is None
+    # a finite threshold above every pool score keeps nothing: one line, not an empty training set
+    right_above_one = (cal_scores > 1.0) | (rng.random(200) < 0.5)  # only the upper half is certifiably pure
+    with pytest.raises(W2SError, match="lies above every target trust score"):
+        Selection("certified", purity=0.9).with_guarantee(pool, cal_scores, right_above_one)
+
+
 @pytest.mark.parametrize("kwargs,message", [
     (dict(purity=1.0), r"selection.purity must be in \(0, 1\)"),
     (dict(purity=0.0), r"selection.purity must be in \(0, 1\)"),

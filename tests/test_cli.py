@@ -256,5 +256,7 @@ def test_a_certified_selection_runs_through_fit_and_reports_its_guarantee(tiny_w
     selection = results["selection"]
     # (the tiny world's teacher is weak: 0.15 is what its 60 calibration examples can certify)
     assert selection["mode"] == "certified" and selection["purity_target"] == 0.15 and selection["delta"] == 0.2
-    assert selection["n_calibration"] >= 20 and 0 <= selection["threshold"] <= 1
+    # (the whole calibration set is certified at 0.15 here: threshold null, every target example kept)
+    assert selection["n_calibration"] >= 20 and (selection["threshold"] is None or 0 <= selection["threshold"] <= 1)
+    assert selection["threshold"] is not None or selection["n"] == 84  # the tiny world's whole target set
     assert selection["realised_target_purity"] == pytest.approx(results["trust"]["purity"], abs=1e-6)

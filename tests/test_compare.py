@@ -8,7 +8,10 @@ import yaml
 
 from conftest import ROOT, error_message, run_cli, run_main
 
-ROWS = ["base", "naive", "entropy", "reward", "ntf", "gt"]  # the linear probe row runs in test_cli
+ROWS = ["base", "naive", "entropy", "reward", "ntf", "gt", "certified"]  # the linear probe row runs in test_cli
+# what the tiny world's weak teacher can certify on half its source set (tests/test_cli.py)
+CERTIFIABLE = ["--data.selection.init_args.purity", "0.15", "--data.selection.init_args.delta", "0.2",
+               "--data.selection.init_args.calibration_fraction", "0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def compared(tiny_config, tiny_world, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "out"
     args = ["compare", "--config", str(tiny_config), "--seeds", "0", "1", "--rows", *ROWS, "--output_dir", str(out),
             "--in_process", "--trust_args", json.dumps({"reward": {"model": str(tiny_world / "reward")}}),
-            "--sweep_features", "0:prompt_mean", "-1:prompt_last", "--sweep_group", "family"]
+            *CERTIFIABLE, "--sweep_features", "0:prompt_mean", "-1:prompt_last", "--sweep_group", "family"]
     proc = run_main(*args, cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, args, proc
@@ -51,7 +54,8 @@ def test_compare_writes_the_table(compared):
     assert all(a is not None and 0 <= a <= 1 for a in table["entropy"]["trust AUC"])
     assert table["naive"]["trust AUC"] == [None, None]  # Naive ranks nothing
     markdown = (out / "table.md").read_text()
-    for label in ("Base student", "Naive", "Entropy", "Reward model", "NTF", "Ground truth"):
+    for label in ("Base student", "Naive", "Entropy", "Reward model", "NTF", "Ground truth",
+                  "NTF, certified: purity ≥ 0.15 w.p. ≥ 0.8"):
         assert label in markdown and label in proc.stdout
     assert " ± " in markdown
     assert (out / "table.csv").read_text().splitlines()[0].startswith("row,trust AUC mean,trust AUC std")
@@ -77,13 +81,49 @@ def test_every_row_is_compared_with_ground_truth_and_naive_example_by_example(co
             assert d["difference"] == pytest.approx(mean_difference, abs=1e-6)  # the per-example files agree
             assert d["low"] <= d["difference"] <= d["high"]
     for row in ROWS[1:]:
-        interval = report["accuracy_intervals"][row]
+        interval = report["intervals"][row]
         (low, high), over_seeds = interval["examples"], interval["seeds"]
         assert low <= np.mean(table[row]["student accuracy"]) <= high and over_seeds is None  # 2 seeds: no t interval
     markdown = (out / "table.md").read_text()
     assert "accuracy 95 % CI: examples; seeds" in markdown
     assert "Δ vs ground truth [95 % CI]" in markdown and "Δ vs Naive [95 % CI]" in markdown
     assert any(mark in markdown for mark in (" ≈ |", " ↑ |", " ↓ |"))
+
+
+def test_the_certified_row_chooses_n_by_its_guarantee_and_reports_the_realised_purity(compared):
+    out, _, _ = compared
+    for seed in (0, 1):
+        run = json.loads((out / "certified" / f"seed{seed}" / "results.json").read_text())
+        selection = run["selection"]
+        assert selection["mode"] == "certified" and selection["purity_target"] == 0.15 and selection["delta"] == 0.2
+        assert selection["realised_target_purity"] == pytest.approx(run["trust"]["purity"], abs=1e-6)
+        config = yaml.safe_load((out / "certified" / f"seed{seed}" / "config.yaml").read_text())
+        assert config["trust"]["class_path"] == "trust_functions.NeuralTrustFunction"  # the config's own
+
+
+def test_every_run_exports_its_trust_scores_and_compare_bootstraps_the_auc(compared):
+    from w2s.trust_scores import EVALUATION_COLUMN, read_trust_scores
+
+    out, _, _ = compared
+    report = json.loads((out / "results.json").read_text())
+    for row in ROWS[1:]:
+        run = json.loads((out / row / "seed0" / "results.json").read_text())
+        scores = read_trust_scores(out / row / "seed0")
+        n_target = len(scores["id"])
+        assert sorted(scores["rank"]) == list(range(1, n_target + 1))
+        assert scores["selected"].sum() == run["selection"]["n"] - run["selection"]["skipped_unparsed"]
+        assert scores[EVALUATION_COLUMN].mean() == pytest.approx(run["teacher"]["accuracy"]["target"])
+        if run["trust"]["ranks"]:
+            from w2s.metrics import auc
+
+            assert auc(scores["trust_score"], scores[EVALUATION_COLUMN]) == pytest.approx(run["trust"]["auc"], abs=1e-5)
+            most_trusted = scores["trust_score"][scores["rank"] == 1][0]
+            assert most_trusted == scores["trust_score"].max()
+            low, high = report["intervals"][row]["trust_auc"]
+            assert low <= np.mean(report["table"][row]["trust AUC"]) <= high
+        else:
+            assert "trust_auc" not in report["intervals"].get(row, {})
+    assert "trust AUC 95 % CI" in (out / "table.md").read_text()
 
 
 def test_the_feature_sweep_reports_auc_per_feature(compared):
@@ -104,7 +144,7 @@ def test_compare_resumes_without_rerunning_and_refuses_other_settings(compared, 
     sweep = ("--sweep_features", "0:prompt_mean", "-1:prompt_last", "--sweep_group", "family")
     proc = run_cli(*[a for a in args if a not in sweep], cwd=out.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "10 runs, 10 already finished" in proc.stdout and "done:" not in proc.stdout  # nothing ran again
+    assert "12 runs, 12 already finished" in proc.stdout and "done:" not in proc.stdout  # nothing ran again
     assert (out / "table.md").read_text() == before
     proc = run_cli(*args[:-4], "--trainer.max_steps", "7", cwd=out.parent)
     assert proc.returncode == 2

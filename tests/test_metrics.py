@@ -51,5 +51,42 @@ def test_trust_metrics_bundle_and_one_class_auc():
     scores, correct = torch.tensor([0.9, 0.2, 0.7, 0.4]), torch.tensor([1, 0, 1, 1])
     assert metrics.trust_metrics(scores, correct) == {"auc": metrics.auc(scores, correct),
                                                       "ece": metrics.ece(scores, correct),
-                                                      "brier": metrics.brier(scores, correct)}
-    assert math.isnan(metrics.trust_metrics(scores, torch.ones(4))["auc"])
+                                                      "brier": metrics.brier(scores, correct),
+                                                      "prr": metrics.prr(scores, correct),
+                                                      "aurc": metrics.aurc(scores, correct)}
+    one_class = metrics.trust_metrics(scores, torch.ones(4))
+    assert math.isnan(one_class["auc"]) and math.isnan(one_class["prr"]) and one_class["aurc"] == 0
+
+
+def _q(scores, correct):
+    """q(k) for k = 1..N by the definition: sort by score, descending, ties in original order."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    return [sum(correct[i] for i in order[:k]) / k for k in range(1, len(scores) + 1)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_prr_and_aurc_follow_their_definitions_including_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    scores, correct = np.round(rng.random(n), 1).tolist(), rng.integers(0, 2, n).tolist()  # rounded: ties
+    correct[:2] = [0, 1]
+    q = _q(scores, correct)
+    achieved, oracle, random = np.mean(q), np.mean(_q(correct, correct)), np.mean(correct)
+    assert metrics.aurc(scores, correct) == pytest.approx(np.mean([1 - x for x in q]), abs=1e-6)
+    assert metrics.prr(scores, correct) == pytest.approx((achieved - random) / (oracle - random), abs=1e-6)
+
+
+def test_prr_is_one_for_the_oracle_and_near_zero_for_a_random_ranking():
+    rng = np.random.default_rng(0)
+    correct = rng.integers(0, 2, 5000)
+    assert metrics.prr(correct.astype(float), correct) == pytest.approx(1.0)
+    assert abs(metrics.prr(rng.random(5000), correct)) < 0.05
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rank_auc_is_the_roc_auc_including_ties(seed):
+    rng = np.random.default_rng(seed)
+    scores, correct = np.round(rng.random(300), 1), rng.integers(0, 2, 300)  # rounded: many ties
+    assert metrics.rank_auc(scores, correct) == pytest.approx(roc_auc_score(correct, scores), abs=1e-9)
+    assert metrics.rank_auc(scores, correct) == pytest.approx(metrics.auc(torch.tensor(scores), torch.tensor(correct)),
+                                                              abs=1e-6)

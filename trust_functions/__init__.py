@@ -8,14 +8,19 @@ from trust_functions.base import TrustFunction
 from trust_functions.confidence import InternalConfidence
 from trust_functions.entropy import Entropy
 from trust_functions.icl import ICLConfidence
-from trust_functions.ntf import NeuralTrustFunction
+from trust_functions.knn import KNN
+from trust_functions.mahalanobis import Mahalanobis, RelativeMahalanobis
+from trust_functions.ntf import NeuralTrustFunction, StackedNTF
 from trust_functions.probe import LinearProbe
+from trust_functions.ptrue import PTrue
 from trust_functions.reward_model import RewardModel
+from trust_functions.sampling import SamplingAgreement
 from trust_functions.simple import GroundTruth, Naive, Random
 
 ROWS: dict[str, type[TrustFunction]] = {cls.row: cls for cls in (
-    Naive, Random, Entropy, InternalConfidence, ICLConfidence, RewardModel, LinearProbe, NeuralTrustFunction,
-    GroundTruth)}
+    Naive, Random, Entropy, InternalConfidence, ICLConfidence, PTrue, SamplingAgreement, RewardModel, Mahalanobis, RelativeMahalanobis, KNN,
+    LinearProbe, NeuralTrustFunction, StackedNTF, GroundTruth)}
 
-__all__ = ["ROWS", "Entropy", "GroundTruth", "ICLConfidence", "InternalConfidence", "LinearProbe", "Naive",
-           "NeuralTrustFunction", "Random", "RewardModel", "TrustFunction"]
+__all__ = ["KNN", "ROWS", "Entropy", "GroundTruth", "ICLConfidence", "InternalConfidence", "LinearProbe",
+           "Mahalanobis", "Naive", "NeuralTrustFunction", "PTrue", "Random", "RelativeMahalanobis", "RewardModel", "SamplingAgreement", "StackedNTF",
+           "TrustFunction"]

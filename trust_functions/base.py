@@ -88,7 +88,8 @@ def require_both_classes(source: TeacherOutputs) -> None:
 
 class FeatureView:
     """The ``[N, d]`` float32 inputs of a hidden-state trust function — the teacher's default state g(x, ŷ)
-    (``"hidden"``) or the named cached features (``"<layer>:<pooling>"``), concatenated in the given order —
+    (``"hidden"``), the named cached features (``"<layer>:<pooling>"``) or the output-layer signals (``"output"``:
+    ``trust_functions.confidence.output_signals``), concatenated in the given order —
     read by rows from the cache files, so that only the rows asked for are ever in memory (a 1M × 4096 cache is
     8-16 GB)."""
 
@@ -97,10 +98,14 @@ class FeatureView:
         for name in features or ["hidden"]:
             if name == "hidden":
                 self.parts.append(outputs.hidden)
+            elif name == "output":
+                from trust_functions.confidence import output_signals  # (it imports this module)
+
+                self.parts.append(output_signals(outputs))
             elif name in outputs.features:
                 self.parts.append(outputs.features[name])
             else:
-                cached = ", ".join(["hidden", *sorted(outputs.features)])
+                cached = ", ".join(["hidden", "output", *sorted(outputs.features)])
                 raise W2SError(f"trust feature {name!r} was not cached by the teacher (cached: {cached}); "
                                f"add it to data.teacher.features")
 

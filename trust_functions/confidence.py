@@ -34,3 +34,14 @@ class InternalConfidence(TrustFunction):
                                for y in target.weak_labels])
         scores = probs.gather(-1, chosen.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         return scores.masked_fill(chosen < 0, 0.0)
+
+
+def output_signals(outputs: TeacherOutputs) -> np.ndarray:
+    """``[N, 4]`` float32: what the output layer says about each weak label — the Entropy and I-Confidence scores,
+    the mean log-prob and the mean entropy of the generated tokens — as a feature block (``"output"``) that a
+    hidden-state trust function can read beside the states (e.g. ``StackedNTF``)."""
+    from trust_functions.entropy import Entropy  # (it imports this module)
+
+    return np.stack([Entropy().score(outputs).numpy(), InternalConfidence().score(outputs).numpy(),
+                     np.asarray(outputs.token_logprobs, dtype=np.float32),
+                     np.asarray(outputs.token_entropy, dtype=np.float32)], axis=1).astype(np.float32)

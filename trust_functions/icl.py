@@ -18,6 +18,8 @@ from w2s.tasks.base import Task
 class FewShot(Task):
     """A task whose prompts start with solved examples; everything else is the wrapped task's."""
 
+    derived = True
+
     def __init__(self, task: Task, prefix: str) -> None:
         self._task, self._prefix = task, prefix
         self.chat_template, self.normalize = task.chat_template, task.normalize

@@ -170,3 +170,16 @@ class NeuralTrustFunction(TrustFunction):
         if self.network is None:
             raise RuntimeError("NeuralTrustFunction.score called before fit")
         return self._predict(FeatureView(target, self.features))
+
+
+class StackedNTF(NeuralTrustFunction):
+    """The NTF on the teacher state and the output-layer signals together (its ``features`` followed by
+    ``"output"``: Entropy and I-Confidence scores, mean token log-prob and entropy), standardised by default so that
+    the four output signals are not drowned by the state's scale; output-layer and hidden-state evidence combine.
+    Arguments as ``NeuralTrustFunction``."""
+
+    row, title = "ntf_stacked", "NTF + output signals"
+
+    def __init__(self, *args, standardize: bool = True, features: list[str] | None = None, **kwargs) -> None:
+        super().__init__(*args, standardize=standardize, features=features, **kwargs)
+        self.features = [*(features or ["hidden"]), "output"]

@@ -147,21 +147,46 @@ def collapsed(previous: dict, current: dict, margin: float) -> str | None:
     return None
 
 
-def render(table: dict[int, list[dict]]) -> tuple[str, str]:
-    """Markdown and CSV of the per-generation table, per seed and as mean ± std over seeds."""
-    lines = ["| generation | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
+def generation_deltas(out: Path, table: dict[int, list[dict]]) -> dict[int, tuple[float, float, float]]:
+    """Per generation that every seed reached with a ground-truth run: its trust-filtered student's accuracy minus
+    the ground-truth student's, averaged over seeds, with a 95 % paired bootstrap interval over test examples."""
+    from w2s.intervals import accuracy_statistics, correctness_matrix
+
+    deltas = {}
+    for g in range(1, min(len(rows) for rows in table.values()) + 1):
+        runs = {name: correctness_matrix([out / f"seed{s}" / f"gen{g}" / name for s in table]) for name in ("trust", "gt")}
+        if all(m is not None for m in runs.values()) and runs["trust"][0] == runs["gt"][0]:
+            _, d = accuracy_statistics({name: m for name, (_, m) in runs.items()}, ["gt"])
+            deltas[g] = d["trust"]["gt"]
+    return deltas
+
+
+def render(table: dict[int, list[dict]], deltas: dict[int, tuple[float, float, float]] | None = None
+           ) -> tuple[str, str]:
+    """Markdown and CSV of the per-generation table, per seed and as mean ± std over seeds, with each generation's
+    paired difference to its ground-truth student where ``deltas`` has it."""
+    from w2s.intervals import verdict
+
+    deltas = deltas or {}
+    extra = ["Δ vs ground truth [95 % CI]"] if deltas else []
+    lines = ["| generation | " + " | ".join([*COLUMNS, *extra]) + " |", "|" + "---|" * (len(COLUMNS) + len(extra) + 1)]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["seed", "generation", *COLUMNS])
     depth = max(len(rows) for rows in table.values())
     for g in range(depth):
         values = {c: [rows[g][c] for rows in table.values() if len(rows) > g] for c in COLUMNS}
-        lines.append(f"| {g + 1} | " + " | ".join(fmt(values[c], c) for c in COLUMNS) + " |")
+        d = deltas.get(g + 1)
+        cells = [fmt(values[c], c) for c in COLUMNS] + (
+            [] if not deltas else ["–" if d is None else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] {verdict(*d[1:])}"])
+        lines.append(f"| {g + 1} | " + " | ".join(cells) + " |")
     for seed, rows in table.items():
         for g, r in enumerate(rows):
             writer.writerow([seed, g + 1, *(f"{r[c]:.6g}" for c in COLUMNS)])
     lines.append(f"\nseeds {', '.join(map(str, table))}; mean ± sample std over seeds; generation k's teacher is "
-                 "generation k-1's merged student; recovery against each generation's ground-truth run.")
+                 "generation k-1's merged student; recovery against each generation's ground-truth run." + (
+                     " Δ: trust-filtered minus ground-truth student accuracy, averaged over seeds, 95 % paired "
+                     "bootstrap interval over test examples; ≈ contains 0, ↑ above, ↓ below." if deltas else ""))
     return "\n".join(lines), out.getvalue()
 
 
@@ -206,8 +231,10 @@ def main(argv: list[str]) -> None:
                 break
             teacher = gen["merged"]
         table[seed], report["generations"][seed] = rows, gens
-    markdown, table_csv = render(table)
+    deltas = generation_deltas(out, table)
+    markdown, table_csv = render(table, deltas)
     report["table"] = table
+    report["delta_vs_ground_truth"] = {g: dict(zip(("difference", "low", "high"), d)) for g, d in deltas.items()}
     atomic_write_text(out / "chain.md", markdown + "\n")
     atomic_write_text(out / "chain.csv", table_csv)
     atomic_write_text(out / "results.json", json.dumps(report, indent=2, default=float))

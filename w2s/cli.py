@@ -36,6 +36,7 @@ COMMANDS = {
     "test": "evaluate the student on the target test split (as validate, logged as test)",
     "compare": "the comparison table: every trust function (row) × seeds under one protocol",
     "chain": "the weak-to-strong chain: each generation's student becomes the next teacher",
+    "inspect": "a run's most trusted wrong and least trusted right weak labels (its trust_scores.parquet)",
 }
 
 
@@ -180,8 +181,9 @@ def parse_fit_config(args: list[str]) -> dict[str, Any]:
 
 def hub_references(config) -> list[tuple[str, str, str]]:
     """(kind, name, config key) of every model and dataset a resolved config names (hub ids or not)."""
-    refs = [("model", config.model.init_args.model, "model.model"),
-            ("model", config.data.teacher.init_args.model, "data.teacher.model")]
+    refs = [("model", config.model.init_args.model, "model.model")]
+    if config.data.teacher.init_args.get("outputs_dir") is None:  # outside outputs: the pass needs no model
+        refs.append(("model", config.data.teacher.init_args.model, "data.teacher.model"))
     refs += [("model", name, "trust.init_args.model") for name in instantiate(config.trust).hub_models()]
     refs += [("dataset", name, "data.task.init_args.data_dir") for name in instantiate(config.data.task).hub_datasets()]
     return refs
@@ -222,6 +224,10 @@ def main(args: list[str] | None = None) -> None:
             from w2s.chain import main as chain
 
             chain(argv[1:])
+        elif argv[0] == "inspect":
+            from w2s.trust_scores import main as inspect
+
+            inspect(argv[1:])
         else:
             expanded = expand_configs(argv)
             if args is None:  # a DDP launcher reruns sys.argv: it must carry the expanded configs too

@@ -16,6 +16,8 @@ import json
 import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from jsonargparse.typing import import_object
@@ -29,7 +31,22 @@ from w2s.metrics import recovery
 from w2s.runs import command_parser, cores, fmt, json_safe, logger_args, parse_command, run_fit, stamp_output_dir
 
 BASE = "base"  # the student before training: measured inside every run, not a run of its own
-COLUMNS = ["row", "trust AUC", "ECE", "Brier", "purity@n", "n", "student accuracy", "recovery %"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A row that runs the config's own trust function with a few overrides (e.g. another selection): its row
+    name, the overrides, and a function of the resolved config giving its label."""
+
+    overrides: tuple[str, ...]
+    title: Callable[[dict], str]
+
+
+# the certified selection of the config's own trust function, n chosen at the config's purity and delta
+VARIANTS = {"certified": Variant(("--data.selection.mode=certified",), lambda c: (
+    f"certified: purity ≥ {c['data']['selection']['init_args'].get('purity', 0.9):g} w.p. ≥ "
+    f"{1 - c['data']['selection']['init_args'].get('delta', 0.1):g}"))}
+COLUMNS = ["row", "trust AUC", "PRR", "AURC", "ECE", "Brier", "purity@n", "n", "student accuracy", "recovery %"]
 
 
 def table_rows(own: type[TrustFunction]) -> dict[str, type[TrustFunction]]:
@@ -42,8 +59,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = command_parser("compare", "Run the comparison table (rows × seeds) of one config.", [0, 1, 2],
                             "the fit config (e.g. configs/toy.yaml)")
     parser.add_argument("--rows", nargs="*", default=None,
-                        help=f"rows to run (default: all): {BASE} {' '.join(ROWS)} and the config's own trust "
-                             "function's row")
+                        help=f"rows to run (default: all): {BASE} {' '.join(ROWS)}, the config's own trust "
+                             f"function's row, and {' '.join(VARIANTS)} (the config's own trust function with a "
+                             "certified selection at the config's selection.purity and delta)")
     parser.add_argument("--workers", type=int, default=None,
                         help="runs in parallel, each in its own process with cores/workers threads (default: "
                              "2 when the config trains on CPU and the machine has ≥ 2 cores, else 1)")
@@ -69,11 +87,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     args.resolved = resolve_config(["--config", str(args.config), *extra])
     args.own = import_object(args.resolved["trust"]["class_path"])
     args.table = table_rows(args.own)
-    args.titles = {BASE: "Base student (no training)", **{r: c.title or c.__name__ for r, c in args.table.items()}}
-    args.rows = [BASE, *args.table] if args.rows is None else args.rows
-    unknown = [r for r in args.rows if r != BASE and r not in args.table]
+    own_title = args.own.title or args.own.__name__
+    args.titles = {BASE: "Base student (no training)", **{r: c.title or c.__name__ for r, c in args.table.items()},
+                   **{r: f"{own_title}, {v.title(args.resolved)}" for r, v in VARIANTS.items()}}
+    args.rows = [BASE, *args.table, *VARIANTS] if args.rows is None else args.rows
+    unknown = [r for r in args.rows if r != BASE and r not in args.table and r not in VARIANTS]
     if unknown:
-        parser.error(f"unknown row(s) {unknown}; choose from {BASE} {' '.join(args.table)}")
+        parser.error(f"unknown row(s) {unknown}; choose from {BASE} {' '.join(args.table)} {' '.join(VARIANTS)}")
     if args.in_process and args.workers not in (None, 1):
         parser.error("--in_process runs one fit at a time; drop --workers")
     if args.in_process:
@@ -88,12 +108,14 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def row_config_args(args: argparse.Namespace, row: str) -> list[str]:
     """The config of one row: the compare's config, its trust function swapped for the row's (the config's own
-    trust function keeps its settings) and the row's init_args."""
-    cls = args.table[row]
+    trust function keeps its settings; a variant row runs it with the variant's overrides) and the row's
+    init_args."""
+    variant = VARIANTS.get(row)
+    cls = args.own if variant else args.table[row]
     trust = [] if cls is args.own else ["--trust", cls.__name__]
     init = [f"--trust.init_args.{k}={v if isinstance(v, str) else json.dumps(v)}"
             for k, v in args.trust_args.get(row, {}).items()]
-    return ["--config", str(args.config), *trust, *init]
+    return ["--config", str(args.config), *trust, *init, *(variant.overrides if variant else ())]
 
 
 def run_args(args: argparse.Namespace, extra: list[str], row: str, seed: int) -> list[str]:
@@ -162,6 +184,8 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
                 scored = r["trust"]["ranks"]  # Naive and GT train on every example: they rank nothing
                 per.append({
                     "trust AUC": r["trust"]["auc"] if scored else nan,
+                    "PRR": r["trust"].get("prr", nan) if scored else nan,  # (runs before PRR/AURC lack them)
+                    "AURC": r["trust"].get("aurc", nan) if scored else nan,
                     "ECE": r["trust"]["ece"] if scored else nan,
                     "Brier": r["trust"]["brier"] if scored else nan,
                     "purity@n": r["trust"]["purity"] if r["selection"]["labels"] == "weak" else nan,
@@ -178,26 +202,25 @@ DELTA_REFERENCES = {"gt": "Δ vs ground truth", "naive": "Δ vs Naive"}
 
 
 def example_statistics(args: argparse.Namespace, results: dict[str, dict[int, dict]]) -> tuple[dict, dict]:
-    """From each run's per-example test correctness (``student_test.csv``; rows without one are left out): per row,
-    95 % intervals of its accuracy — over test examples by bootstrap (the same resamples for every row) and, with
-    ≥ 3 seeds, over seeds (Student-t) — and its accuracy minus ground truth's and Naive's, averaged over seeds, with
-    a 95 % paired bootstrap interval."""
-    from w2s.intervals import bootstrap_interval, paired_accuracy_difference, read_test_correct, t_interval
+    """From each run's per-example files (rows without them are left out): per row, 95 % intervals of its accuracy
+    (``student_test.csv``: over test examples by bootstrap, the same resamples for every row, and with ≥ 3 seeds
+    over seeds) and of its trust AUC (``trust_scores.parquet``: over target examples), and its accuracy minus
+    ground truth's and Naive's, averaged over seeds, with a 95 % paired bootstrap interval."""
+    from w2s.intervals import accuracy_statistics, auc_interval, correctness_matrix
+    from w2s.trust_scores import EVALUATION_COLUMN, read_trust_scores
 
-    correct = {row: [read_test_correct(args.output_dir / row / f"seed{s}") for s in args.seeds] for row in results}
-    complete = {row: c for row, c in correct.items() if all(x is not None for x in c)}
-    if not complete:
-        return {}, {}
-    ids = sorted(next(iter(complete.values()))[0])
-    matrices = {row: np.array([[x[i] for i in ids] for x in c]) for row, c in complete.items()
-                if all(set(x) == set(ids) for x in c)}  # [S, N] per row
-    intervals = {row: {"examples": bootstrap_interval(lambda index, m=m: float(m[:, index].mean()), len(ids)),
-                       "seeds": t_interval(m.mean(1)) if len(m) >= 3 else None} for row, m in matrices.items()}
-    deltas: dict[str, dict[str, tuple]] = {}
-    for reference in (r for r in DELTA_REFERENCES if r in matrices):
-        for row, m in matrices.items():
-            if row != reference:
-                deltas.setdefault(row, {})[reference] = paired_accuracy_difference(m, matrices[reference])
+    runs = {row: [args.output_dir / row / f"seed{s}" for s in args.seeds] for row in results}
+    tested = {row: m for row, dirs in runs.items() if (m := correctness_matrix(dirs)) is not None}
+    ids = next(iter(tested.values()))[0] if tested else None
+    intervals, deltas = accuracy_statistics({row: m for row, (i, m) in tested.items() if i == ids},
+                                            list(DELTA_REFERENCES))
+    for row, dirs in runs.items():
+        scored = [read_trust_scores(d) for d in dirs]
+        if results[row][args.seeds[0]]["trust"]["ranks"] and all(t is not None for t in scored):
+            correct = scored[0][EVALUATION_COLUMN].astype(bool)
+            if correct.any() and not correct.all():
+                interval = auc_interval(np.stack([t["trust_score"] for t in scored]), correct)
+                intervals.setdefault(row, {})["trust_auc"] = interval
     return intervals, deltas
 
 
@@ -210,18 +233,25 @@ def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str], in
     intervals, deltas = intervals or {}, deltas or {}
     columns = list(next(iter(values.values())))
     shown = [r for r in DELTA_REFERENCES if any(r in d for d in deltas.values())]
-    headers = [*columns, *(["accuracy 95 % CI: examples; seeds"] if intervals else []),
+    accuracy = any("examples" in i for i in intervals.values())
+    auc = any("trust_auc" in i for i in intervals.values())
+    headers = [*columns, *(["trust AUC 95 % CI"] if auc else []),
+               *(["accuracy 95 % CI: examples; seeds"] if accuracy else []),
                *(f"{DELTA_REFERENCES[r]} [95 % CI]" for r in shown)]
     lines = [f"| row | {' | '.join(headers)} |", "|" + "---|" * (len(headers) + 1)]
     out = io.StringIO()
     writer = csv.writer(out)
+    bounds = [name for name, shown_ in (("trust_auc", auc), ("examples", accuracy), ("seeds", accuracy)) if shown_]
     writer.writerow(["row", *(f"{c} {k}" for c in columns for k in ("mean", "std")),
+                     *(f"{name} 95% {k}" for name in bounds for k in ("low", "high")),
                      *(f"delta vs {r} {k}" for r in shown for k in ("mean", "low", "high"))])
     for row, cols in values.items():
         cells = [fmt(cols[c], c) for c in columns]
-        if intervals:
-            i = intervals.get(row)
-            cells.append("–" if i is None else f"[{i['examples'][0]:.3f}, {i['examples'][1]:.3f}]" + (
+        i = intervals.get(row, {})
+        if auc:
+            cells.append(f"[{i['trust_auc'][0]:.3f}, {i['trust_auc'][1]:.3f}]" if "trust_auc" in i else "–")
+        if accuracy:
+            cells.append("–" if "examples" not in i else f"[{i['examples'][0]:.3f}, {i['examples'][1]:.3f}]" + (
                 f"; [{i['seeds'][0]:.3f}, {i['seeds'][1]:.3f}]" if i["seeds"] else ""))
         for r in shown:
             d = deltas.get(row, {}).get(r)
@@ -233,6 +263,8 @@ def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str], in
             v = np.asarray(cols[c], dtype=float)
             stats += ["", ""] if np.isnan(v).all() else [f"{np.nanmean(v):.6g}",
                                                          f"{np.nanstd(v, ddof=1):.6g}" if len(v) > 1 else ""]
+        for name in bounds:
+            stats += [f"{x:.6g}" for x in i[name]] if i.get(name) else ["", ""]
         for r in shown:
             d = deltas.get(row, {}).get(r)
             stats += ["", "", ""] if d is None else [f"{x:.6g}" for x in d]
@@ -240,8 +272,10 @@ def render(values: dict[str, dict], seeds: list[int], titles: dict[str, str], in
     lines.append(f"\nseeds {', '.join(map(str, seeds))}; mean ± sample std over seeds; accuracy on the test "
                  "split (the mean over its benchmarks when it has several); recovery = (row − base) / "
                  "(ground truth − base) × 100 per seed." + (
+                     " Trust AUC interval: bootstrap over target examples of the AUC averaged over seeds." if auc
+                     else "") + (
                      " Accuracy intervals: bootstrap over test examples (the same resamples for every row) and, "
-                     "with ≥ 3 seeds, Student-t over seeds." if intervals else "") + (
+                     "with ≥ 3 seeds, Student-t over seeds." if accuracy else "") + (
                      " Δ: the row's accuracy minus the reference's, averaged over seeds, with a 95 % paired bootstrap "
                      "interval over test examples (1,000 resamples); ≈ the interval contains 0 (indistinguishable "
                      "from ground truth), ↑ above it (super-recovery), ↓ below." if shown else ""))
@@ -314,7 +348,7 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
         intervals, deltas = example_statistics(args, results)
         markdown, table_csv = render(values, args.seeds, args.titles, intervals, deltas)
         report["table"] = values
-        report["accuracy_intervals"] = intervals
+        report["intervals"] = intervals
         report["deltas"] = {row: {r: dict(zip(("difference", "low", "high"), d)) for r, d in per.items()}
                             for row, per in deltas.items()}
         first_row = next(iter(results.values()))  # every row reads the same cached teacher pass

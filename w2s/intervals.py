@@ -52,6 +52,45 @@ def read_test_correct(run_dir: Path) -> dict[str, int] | None:
         return {row["id"]: int(row["correct"]) for row in csv.DictReader(f)}
 
 
+def correctness_matrix(run_dirs: list[Path]) -> tuple[list[str], np.ndarray] | None:
+    """The test ids and ``[runs, examples]`` 0/1 correctness of runs on the same test split (``student_test.csv``
+    of each, e.g. one run per seed), or ``None`` when a run has no file or the runs disagree on the examples."""
+    correct = [read_test_correct(d) for d in run_dirs]
+    if not correct or any(c is None for c in correct) or any(set(c) != set(correct[0]) for c in correct):
+        return None
+    ids = sorted(correct[0])
+    return ids, np.array([[c[i] for i in ids] for c in correct])
+
+
+def accuracy_statistics(matrices: dict[str, np.ndarray], references: list[str]) -> tuple[dict, dict]:
+    """Per row (``[seeds, examples]`` correctness on the same examples in the same order): 95 % intervals of its
+    accuracy — over test examples by bootstrap (the same resamples for every row) and, with ≥ 3 seeds, over seeds
+    (Student-t) — and, against each reference row present, the paired difference of accuracy (averaged over seeds)
+    with its 95 % bootstrap interval."""
+    intervals = {row: {"examples": bootstrap_interval(lambda index, m=m: float(m[:, index].mean()), m.shape[1]),
+                       "seeds": t_interval(m.mean(1)) if len(m) >= 3 else None} for row, m in matrices.items()}
+    deltas: dict[str, dict[str, tuple]] = {}
+    for reference in (r for r in references if r in matrices):
+        for row, m in matrices.items():
+            if row != reference and m.shape == matrices[reference].shape:
+                deltas.setdefault(row, {})[reference] = paired_accuracy_difference(m, matrices[reference])
+    return intervals, deltas
+
+
+def auc_interval(scores: np.ndarray, correct: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval over examples of the trust AUC averaged over runs (``scores``: ``[runs, examples]``,
+    ``correct``: ``[examples]``, the same resample for every run); resamples of one class are skipped."""
+    from w2s.metrics import rank_auc
+
+    correct = np.asarray(correct, dtype=bool)
+
+    def mean_auc(index: np.ndarray) -> float | None:
+        c = correct[index]
+        return None if c.all() or not c.any() else float(np.mean([rank_auc(s[index], c) for s in scores]))
+
+    return bootstrap_interval(mean_auc, len(correct), resamples, seed)
+
+
 def verdict(low: float, high: float) -> str:
     """How an interval of a difference to ground truth reads: ``≈`` contains 0 (statistically indistinguishable),
     ``↑`` lies above it (super-recovery), ``↓`` below."""

@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> None:
     cli.add_argument("--accelerator", default="auto")
     cli.add_argument("--strategy", default="auto")
     cli.add_argument("--num_nodes", type=int, default=1)
+    cli.add_argument("--export", default=None, metavar="DIR",
+                     help="also write the pass as outside teacher outputs (w2s/outside.py) into DIR: what "
+                          "data.teacher.outputs_dir reads")
     args, overrides = cli.parse_known_args(argv)
     try:
         from w2s.config import instantiate, resolve_config
@@ -39,6 +42,12 @@ def main(argv: list[str] | None = None) -> None:
         if trainer.global_rank == 0:
             for name, out in outputs.items():
                 print(f"{name}: {len(out)} examples, teacher accuracy {out.accuracy:.3f}, {out.n_unparsed} unparsed")
+                if args.export:
+                    from w2s.outside import export_outputs
+
+                    export_outputs(out, args.export, name)
+            if args.export:
+                print(f"outside teacher outputs written to {args.export}")
     except W2SError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

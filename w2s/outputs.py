@@ -86,6 +86,9 @@ class TeacherOutputs:
 
 
 POOLINGS = ("produced", "prompt_mean", "prompt_last")
+# trust-function inputs every pass has without caching anything more: the default state g(x, ŷ), and the
+# output-layer signals (trust_functions.confidence.output_signals)
+BUILT_IN_FEATURES = ("hidden", "output")
 
 
 def parse_feature(name: str) -> tuple[int, str]:

@@ -64,25 +64,35 @@ def score_histogram(scores, correct, n_bins: int = 30) -> Figure:
     return fig
 
 
-def purity_curve(scores, correct, chosen_n: int | None = None) -> Figure:
-    """purity@n for every n (most trusted first), with the teacher's accuracy on the whole target as a line."""
+def purity_curve(scores, correct, chosen_n: int | None = None, selection: dict | None = None) -> Figure:
+    """purity@n for every n (most trusted first), with the teacher's accuracy on the whole target as a line; the
+    selected n, and for a ``certified`` / ``fdr`` selection (``selection``: results.json's section) its purity
+    target, which the certified n is guaranteed to meet with probability ≥ 1 − δ (``fdr``: in expectation)."""
     s, c = _prepare(scores, correct)
+    selection = selection or {}
+    mode = selection.get("mode")
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot(range(1, len(s) + 1), metrics.purity_by_n(s, c).numpy(), label="purity@n")
     ax.axhline(float(c.float().mean()), color="k", linestyle="--", label="teacher accuracy")
+    if mode in ("certified", "fdr"):
+        target = selection["purity_target"]
+        bound = f"purity ≥ {target:g} w.p. ≥ {1 - selection['delta']:g}" if mode == "certified" else (
+            f"expected purity ≥ {target:g}")
+        ax.axhline(target, color="tab:red", linestyle="-.", label=f"{mode}: {bound}")
     if chosen_n:
-        ax.axvline(chosen_n, color="tab:gray", linestyle=":", label=f"selected n = {chosen_n}")
+        name = f"{mode} n" if mode in ("certified", "fdr") else "selected n"
+        ax.axvline(chosen_n, color="tab:gray", linestyle=":", label=f"{name} = {chosen_n}")
     ax.set(xlabel="n (most trusted first)", ylabel="purity", ylim=(0, 1.02), title="Purity vs n")
-    ax.legend(loc="lower left")
+    ax.legend(loc="lower left", fontsize="small")
     fig.tight_layout()
     return fig
 
 
-def trust_figures(scores, correct, chosen_n: int | None = None) -> dict[str, Figure]:
-    """The four figures under their TensorBoard tags."""
+def trust_figures(scores, correct, chosen_n: int | None = None, selection: dict | None = None) -> dict[str, Figure]:
+    """The four figures under their TensorBoard tags (``selection``: results.json's section, for purity vs n)."""
     return {
         "trust/reliability": reliability_diagram(scores, correct),
         "trust/roc": roc_figure(scores, correct),
         "trust/score_histogram": score_histogram(scores, correct),
-        "trust/purity_vs_n": purity_curve(scores, correct, chosen_n),
+        "trust/purity_vs_n": purity_curve(scores, correct, chosen_n, selection),
     }

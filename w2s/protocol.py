@@ -33,6 +33,8 @@ class TrustedSubset:
         correct: ``[N]`` whether each weak label is right: evaluation only, it never selects anything.
         report: the teacher, trust and selection sections of ``results.json``.
         trust: the fitted trust function.
+        target: the teacher's pass over the target split (ids, weak labels; its correctness is evaluation only).
+        questions: ``[N]`` each target example's prompt, for the per-example export (``trust_scores.parquet``).
     """
 
     examples: list[dict]
@@ -42,6 +44,15 @@ class TrustedSubset:
     correct: torch.Tensor
     report: dict[str, Any]
     trust: TrustFunction
+    target: TeacherOutputs
+    questions: list[str]
+
+    def trust_scores(self):
+        """The per-example table of ``trust_scores.parquet`` (``w2s.trust_scores.trust_scores_table``)."""
+        from w2s.trust_scores import trust_scores_table
+
+        return trust_scores_table(self.target.ids, self.questions, self.target.weak_labels, self.scores,
+                                  self.indices, self.correct)
 
 
 def run_protocol(task: Task, teacher: Teacher, trust: TrustFunction, selection: Selection) -> TrustedSubset:
@@ -84,7 +95,7 @@ def run_protocol(task: Task, teacher: Teacher, trust: TrustFunction, selection: 
     if guarantee:  # the realised target purity (evaluation only) beside what was guaranteed
         report["selection"].update(guaranteed, realised_target_purity=float(correct[chosen].float().mean()))
     return TrustedSubset([examples[k] for k in keep], [labels[k] for k in keep], chosen[keep], scores, correct,
-                         report, trust)
+                         report, trust, target, [task.prompt(ex) for ex in splits["target"]])
 
 
 def calibration_split(source: TeacherOutputs, fraction: float) -> tuple[TeacherOutputs, TeacherOutputs]:

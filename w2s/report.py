@@ -30,10 +30,13 @@ def run_results(subset: TrustedSubset, seed: int | None, base: tuple[float, dict
 
 def save_run(log_dir: Path, results: dict, student, subset: TrustedSubset,
              test_correct: list[tuple[str, bool]] | None = None) -> None:
-    """The adapter, the fitted trust function where others can reuse it, each test example's correctness
-    (``student_test.csv``: id, correct — for paired comparisons between runs), then ``results.json`` (written
-    last: its presence marks a finished run)."""
+    """The adapter, the fitted trust function where others can reuse it, every target example's trust score
+    (``trust_scores.parquet``), each test example's correctness (``student_test.csv``: id, correct — for paired
+    comparisons between runs), then ``results.json`` (written last: its presence marks a finished run)."""
+    from w2s.trust_scores import write_trust_scores
+
     student.save_adapter(log_dir / "student_adapter")
+    write_trust_scores(log_dir, subset.trust_scores())
     if subset.trust.reusable:
         subset.trust.save(log_dir / "trust_function.pt")
     if test_correct is not None:
@@ -52,7 +55,7 @@ def log_run(logger: Logger, results: dict, subset: TrustedSubset, step: int) -> 
         from w2s.plots import trust_figures  # matplotlib loads only when a figure is drawn
 
         chosen = None if subset.trust.keep_all else results["selection"]["n"]
-        for tag, figure in trust_figures(subset.scores, subset.correct, chosen).items():
+        for tag, figure in trust_figures(subset.scores, subset.correct, chosen, results["selection"]).items():
             logger.experiment.add_figure(tag, figure, global_step=step)
     params = {"trust": results["trust"]["name"], "n": results["selection"]["n"],
               "seed": results["seed"] if results["seed"] is not None else -1, "labels": results["selection"]["labels"]}

@@ -110,7 +110,7 @@ def fmt(values: list[float], column: str) -> str:
     if np.isnan(v).all():
         return "–"
     if column == "n":
-        return str(int(v[0])) if (v == v[0]).all() else f"{v.mean():.0f}"
+        return str(int(v[0])) if (v == v[0]).all() else f"{v.mean():.0f} ± {v.std(ddof=1):.0f}"
     digits = 1 if column == "recovery %" else 3
     mean = np.nanmean(v)
     return f"{mean:.{digits}f}" if len(v) == 1 else f"{mean:.{digits}f} ± {np.nanstd(v, ddof=1):.{digits}f}"

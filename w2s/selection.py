@@ -67,7 +67,14 @@ class Selection:
         if self.mode == "certified":
             threshold = certified_threshold(cal_scores, cal_correct, self.purity, self.delta)
             keep = top_n(scores, len(scores))
-            return keep[scores[keep] >= threshold], {**info, "threshold": threshold, "delta": self.delta}
+            keep = keep[scores[keep] >= threshold]
+            if len(keep) == 0:
+                raise W2SError(f"the certified threshold {threshold:.4f} lies above every target trust score (the "
+                               f"highest is {float(scores.max()):.4f}): the trust function scores the target lower than "
+                               "its calibration examples (a shift between source and target?), so no weak label is "
+                               "certified; lower selection.purity, or use mode fraction")
+            # threshold null: the whole calibration set is certified, every target example is kept
+            return keep, {**info, "threshold": threshold if np.isfinite(threshold) else None, "delta": self.delta}
         chosen = torch.as_tensor(fdr_selection(cal_scores, cal_correct, scores.numpy(), self.purity), dtype=torch.long)
         return chosen[ranking(scores[chosen])], info
 
@@ -132,7 +139,8 @@ def certified_threshold(cal_scores, cal_correct, purity: float, delta: float) ->
     δ / 20, so that all twenty hold together (a union bound, as in selection with guaranteed risk, Geifman &
     El-Yaniv 2017); the answer is the lowest candidate whose bound is ≤ 1 − purity. Testing from the highest score
     down and stopping at the first failure (fixed-sequence testing) would stop at once in practice: a handful of
-    top-scored examples cannot certify a high purity."""
+    top-scored examples cannot certify a high purity. When the whole calibration set is certified the answer is
+    −inf: no filtering is needed, and a pool example scored below every calibration score is kept too."""
     scores, correct = _calibration(cal_scores, cal_correct, purity, delta)
     order = np.argsort(-scores, kind="stable")
     s, c = scores[order], correct[order]  # most trusted first
@@ -147,7 +155,7 @@ def certified_threshold(cal_scores, cal_correct, purity: float, delta: float) ->
         raise W2SError(f"no threshold is certified at purity {purity} (delta {delta}) on {len(s)} calibration "
                        f"examples: the most any candidate certifies is {1 - bounds.min():.3f}; purity {purity} "
                        f"needs at least {needed} calibration examples above the threshold even with none wrong")
-    return float(thresholds[passes][-1])
+    return -np.inf if passes[-1] else float(thresholds[passes][-1])
 
 
 def conformal_p_values(cal_scores, cal_correct, scores) -> np.ndarray:

@@ -20,7 +20,7 @@ from w2s.batching import pad_batch
 from w2s.cache import cache_root, is_complete, read_manifest, stable_hash
 from w2s.errors import W2SError, check_ranges
 from w2s.models import load_causal_lm, load_tokenizer, resolve
-from w2s.outputs import TeacherOutputs, load_outputs, parse_feature, save_outputs
+from w2s.outputs import BUILT_IN_FEATURES, TeacherOutputs, load_outputs, parse_feature, save_outputs
 from w2s.tasks.base import Task
 
 CACHE_VERSION = "1"
@@ -63,6 +63,9 @@ class Teacher:
             interrupted resumes from its last finished shard.
         cache_dtype: how hidden states are stored: ``float32``, or ``float16`` (half the disk and memory; trust
             functions read them back as float32, block by block).
+        outputs_dir: read the pass from outside teacher outputs in this directory (``w2s/outside.py``: a pass
+            produced elsewhere, e.g. with vLLM, or exported by ``python -m w2s.label --export``) instead of running
+            ``model``; extra passes of trust functions (ICL, P(True), samples) still run ``model``.
     """
 
     def __init__(
@@ -77,10 +80,11 @@ class Teacher:
         features: list[str] | None = None,
         shard_size: int = 1024,
         cache_dtype: Literal["float32", "float16"] = "float32",
+        outputs_dir: str | None = None,
     ) -> None:
         check_ranges("Teacher", batch_size=(batch_size, "int >= 1"), max_new_tokens=(max_new_tokens, "int >= 1"),
                      shard_size=(shard_size, "int >= 1"))
-        self.shard_size, self.cache_dtype = shard_size, cache_dtype
+        self.shard_size, self.cache_dtype, self.outputs_dir = shard_size, cache_dtype, outputs_dir
         self.model, self.batch_size, self.max_new_tokens = model, batch_size, max_new_tokens
         self.layer, self.position, self.dtype, self.trust_remote_code = layer, position, dtype, trust_remote_code
         self.features = sorted(set(features or []))
@@ -88,7 +92,7 @@ class Teacher:
 
     def with_features(self, features: list[str]) -> "Teacher":
         """This teacher, also caching ``features`` (what a trust function reads besides ``hidden``)."""
-        wanted = sorted(set(self.features) | {f for f in features if f != "hidden"})
+        wanted = sorted(set(self.features) | {f for f in features if f not in BUILT_IN_FEATURES})
         if wanted == self.features:
             return self
         teacher = copy.copy(self)
@@ -109,7 +113,13 @@ class Teacher:
                             settings])
 
     def label(self, task: Task, splits: dict[str, datasets.Dataset]) -> dict[str, TeacherOutputs]:
-        """Teacher outputs for each split, from the cache when present, else by running the model once."""
+        """Teacher outputs for each split, from the cache when present, else by running the model once (or from
+        ``outputs_dir``, for the task's own prompts)."""
+        if self.outputs_dir is not None and not task.derived:
+            from w2s.outside import read_outside
+
+            return {name: read_outside(Path(self.outputs_dir), name, task, split, self.features)
+                    for name, split in splits.items()}
         keys = {name: self.cache_key(task, split) for name, split in splits.items()}
         dirs = {name: cache_root() / "teacher" / key for name, key in keys.items()}
         missing = [name for name, d in dirs.items() if not is_complete(d)]
@@ -144,6 +154,37 @@ class Teacher:
             print(f"teacher pass ({name}): {reused} of {len(starts)} shards read back from an interrupted pass",
                   file=sys.stderr)
         return TeacherOutputs.concat(parts)
+
+    def sample(self, task: Task, split: datasets.Dataset, k: int, temperature: float, seed: int) -> list[list[str]]:
+        """``k`` generations per example sampled at ``temperature`` (seeded; in split order), cached under
+        ``$W2S_CACHE/samples`` by the pass's key and these settings. For trust functions that compare samples
+        (``SamplingAgreement``); a task answered by likelihood has no generations to sample."""
+        from w2s.cache import cached_json
+
+        if task.option_texts(split[0]) is not None:
+            raise W2SError("sampled generations need a task the teacher answers by generating; this one is scored by "
+                           "likelihood (interface: likelihood), whose option distribution I-Confidence reads directly")
+        key = {"pass": self.cache_key(task, split), "k": k, "temperature": temperature, "seed": seed}
+
+        def draw() -> list[list[str]]:
+            model = load_causal_lm(self.model, self.dtype, self.trust_remote_code)
+            tokenizer = load_tokenizer(self.model, self.trust_remote_code)
+            plan = self.plan(model, tokenizer, task, split)
+            samples: list[list[str]] = [[] for _ in plan.examples]
+            torch.manual_seed(seed)
+            for idx in tqdm(plan.batches, desc=f"teacher samples (k={k})", unit="batch"):
+                ids, mask = pad_batch([plan.token_ids[i] for i in idx], tokenizer.pad_token_id, left=True)
+                with torch.no_grad():
+                    out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                         max_new_tokens=self.max_new_tokens, do_sample=True, temperature=temperature,
+                                         top_k=0, top_p=1.0, num_return_sequences=k,
+                                         pad_token_id=tokenizer.pad_token_id)
+                texts = tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)  # [B * k]
+                for j, i in enumerate(idx):
+                    samples[int(i)] = texts[j * k : (j + 1) * k]
+            return samples
+
+        return cached_json("samples", key, draw)[0]
 
     # ---- the pass ----------------------------------------------------------------------------------------
     def plan(self, model, tokenizer, task: Task, split: datasets.Dataset) -> "PassPlan":

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from w2s.tasks.base import Task
     from w2s.teacher import Teacher
 
-COLUMNS = ["trust AUC", "ECE", "Brier", "purity@n", "n", "source-val AUC"]
+COLUMNS = ["trust AUC", "PRR", "AURC", "ECE", "Brier", "purity@n", "n", "source-val AUC"]
 
 
 def paired_auc_difference(scores: torch.Tensor, reference: torch.Tensor, correct: torch.Tensor,
@@ -47,7 +47,8 @@ def paired_auc_difference(scores: torch.Tensor, reference: torch.Tensor, correct
     def difference(index) -> float | None:
         index = torch.from_numpy(index)
         c = correct[index]
-        return None if c.all() or not c.any() else metrics.auc(scores[index], c) - metrics.auc(reference[index], c)
+        return (None if c.all() or not c.any()
+                else metrics.rank_auc(scores[index], c) - metrics.rank_auc(reference[index], c))
 
     low, high = bootstrap_interval(difference, len(correct), resamples, seed)
     return metrics.auc(scores, correct) - metrics.auc(reference, correct), low, high
@@ -82,7 +83,8 @@ def trust_table(args: argparse.Namespace, extra: list[str]) -> dict:
             subset = run_protocol(task, teacher, instantiate(trust_node), selection or Selection())
             report = subset.report
             ranks = report["trust"]["ranks"]
-            for column, value in zip(COLUMNS, [report["trust"]["auc"], report["trust"]["ece"],
+            for column, value in zip(COLUMNS, [report["trust"]["auc"], report["trust"]["prr"],
+                                               report["trust"]["aurc"], report["trust"]["ece"],
                                                report["trust"]["brier"], report["trust"]["purity"],
                                                report["selection"]["n"],
                                                report["trust"]["source_val"].get("auc", float("nan"))]):

@@ -49,6 +49,9 @@ class Task:
 
     chat_template: bool = False
     normalize: Literal["sum", "chars"] = "sum"  # how option likelihoods compare (see ``option_texts``)
+    # a task built from another's prompts for an extra teacher pass (few-shot, P(True)): outside teacher outputs
+    # (``Teacher.outputs_dir``) serve only the task's own prompts, never a derived task
+    derived: bool = False
 
     def load_splits(self) -> datasets.DatasetDict:
         raise NotImplementedError
