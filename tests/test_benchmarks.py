@@ -194,6 +194,7 @@ def put_in_hub_cache(model: Path, hf_home: Path, repo_id: str) -> str:
     return repo_id
 
 
+@pytest.mark.slow(minutes=2)  # trains two tiny hub-architecture LMs first (~1 min)
 @pytest.mark.parametrize("config,arch,target,from_cache", [
     ("ntf_mmlu.yaml", "qwen3", 6, True),  # ID: MMLU source, held-out MMLU target and test
     ("ntf_mmlu_to_arc.yaml", "olmo2", 20, False),  # OOD_dist: trust fitted on MMLU, applied to ARC-Easy
@@ -214,6 +215,7 @@ def test_paper_config_runs_on_tiny_models(hub_root, tiny_models, tmp_path, monke
     assert 0 <= results["student"]["accuracy"]["final"] <= 1
 
 
+@pytest.mark.slow(minutes=2)  # the same tiny LMs
 def test_five_benchmark_config_reports_each_benchmark_and_the_mean(hub_root, tiny_models, tmp_path):
     proc = fit_paper_config("ntf_avg5.yaml", tiny_models["qwen3"], hub_root, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from conftest import ROOT
@@ -20,6 +21,7 @@ def run(args: list[str], env: dict | None = None) -> subprocess.CompletedProcess
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow(minutes=1)  # two processes (~25 s)
 def test_teacher_pass_under_ddp_equals_the_single_process_cache(tiny_world, tmp_path):
     teacher_args = {"model": str(tiny_world / "teacher"), "batch_size": 16}  # the trust function's features cached
     config = tmp_path / "config.yaml"
@@ -48,6 +50,7 @@ def test_teacher_pass_under_ddp_equals_the_single_process_cache(tiny_world, tmp_
     assert not list((ddp_cache / "teacher").glob("*.ranks"))  # the per-rank parts are gone
 
 
+@pytest.mark.slow(minutes=1)  # two processes (~27 s)
 def test_student_under_ddp_keeps_identical_adapters_on_both_ranks(tiny_world, tmp_path):
     proc = run([str(ROOT / "tests" / "scripts" / "ddp_student.py"), str(tiny_world), str(tmp_path)])
     assert proc.returncode == 0, proc.stderr[-3000:]

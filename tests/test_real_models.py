@@ -24,7 +24,7 @@ def missing_real_packages() -> str | None:
     return None
 
 
-@pytest.mark.slow(minutes=8)
+@pytest.mark.slow(minutes=6)
 def test_the_real_arc_config_runs_end_to_end(tmp_path):
     if (reason := missing_real_packages()) is not None:
         pytest.skip(reason)

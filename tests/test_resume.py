@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, run_cli, tiny_args
 
 SLOW_PASS = ["--data.teacher.shard_size", "4", "--data.teacher.batch_size", "4", "--trainer.max_steps", "150"]
@@ -41,6 +43,7 @@ def _finish(tiny_world, cwd: Path, data: Path) -> tuple[str, dict]:
     return stderr, json.loads(results.read_text())
 
 
+@pytest.mark.slow(minutes=1)  # two killed runs and a resume (~48 s)
 def test_sigkill_during_teacher_pass_and_training_then_resume(tiny_world, cache_root, tmp_path):
     data = tmp_path / "data"  # a private copy: its teacher pass is this test's own, never cached by another test
     shutil.copytree(tiny_world / "data", data)

@@ -18,9 +18,9 @@ from trust_functions.sampling import SamplingAgreement
 from trust_functions.simple import GroundTruth, Naive, Random
 
 ROWS: dict[str, type[TrustFunction]] = {cls.row: cls for cls in (
-    Naive, Random, Entropy, InternalConfidence, ICLConfidence, PTrue, SamplingAgreement, RewardModel, Mahalanobis, RelativeMahalanobis, KNN,
-    LinearProbe, NeuralTrustFunction, StackedNTF, GroundTruth)}
+    Naive, Random, Entropy, InternalConfidence, ICLConfidence, PTrue, SamplingAgreement, RewardModel, Mahalanobis,
+    RelativeMahalanobis, KNN, LinearProbe, NeuralTrustFunction, StackedNTF, GroundTruth)}
 
 __all__ = ["KNN", "ROWS", "Entropy", "GroundTruth", "ICLConfidence", "InternalConfidence", "LinearProbe",
-           "Mahalanobis", "Naive", "NeuralTrustFunction", "PTrue", "Random", "RelativeMahalanobis", "RewardModel", "SamplingAgreement", "StackedNTF",
-           "TrustFunction"]
+           "Mahalanobis", "Naive", "NeuralTrustFunction", "PTrue", "Random", "RelativeMahalanobis", "RewardModel",
+           "SamplingAgreement", "StackedNTF", "TrustFunction"]

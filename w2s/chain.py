@@ -154,7 +154,8 @@ def generation_deltas(out: Path, table: dict[int, list[dict]]) -> dict[int, tupl
 
     deltas = {}
     for g in range(1, min(len(rows) for rows in table.values()) + 1):
-        runs = {name: correctness_matrix([out / f"seed{s}" / f"gen{g}" / name for s in table]) for name in ("trust", "gt")}
+        runs = {name: correctness_matrix([out / f"seed{s}" / f"gen{g}" / name for s in table])
+                for name in ("trust", "gt")}
         if all(m is not None for m in runs.values()) and runs["trust"][0] == runs["gt"][0]:
             _, d = accuracy_statistics({name: m for name, (_, m) in runs.items()}, ["gt"])
             deltas[g] = d["trust"]["gt"]

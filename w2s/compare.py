@@ -44,8 +44,8 @@ class Variant:
 
 # the certified selection of the config's own trust function, n chosen at the config's purity and delta
 VARIANTS = {"certified": Variant(("--data.selection.mode=certified",), lambda c: (
-    f"certified: purity ≥ {c['data']['selection']['init_args'].get('purity', 0.9):g} w.p. ≥ "
-    f"{1 - c['data']['selection']['init_args'].get('delta', 0.1):g}"))}
+    f"certified: purity ≥ {c['data']['selection']['init_args']['purity']:g} w.p. ≥ "
+    f"{1 - c['data']['selection']['init_args']['delta']:g}"))}
 COLUMNS = ["row", "trust AUC", "PRR", "AURC", "ECE", "Brier", "purity@n", "n", "student accuracy", "recovery %"]
 
 

@@ -107,7 +107,8 @@ def read_outside(directory: Path, split: str, task, examples, features: list[str
         width = max(len(r["option_logprobs"]) for r in chosen)
         option_logprobs = np.full((len(chosen), width), -np.inf, dtype=np.float32)
         for i, r in enumerate(chosen):
-            option_logprobs[i, : len(r["option_logprobs"])] = [-np.inf if v is None else v for v in r["option_logprobs"]]
+            values = r["option_logprobs"]
+            option_logprobs[i, : len(values)] = [-np.inf if v is None else v for v in values]
     signal = lambda key: np.array([r.get(key, np.nan) for r in chosen], dtype=np.float32)  # noqa: E731
     return TeacherOutputs(
         ids=ids, generations=[r["generation"] for r in chosen], weak_labels=weak,

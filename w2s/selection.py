@@ -70,9 +70,9 @@ class Selection:
             keep = keep[scores[keep] >= threshold]
             if len(keep) == 0:
                 raise W2SError(f"the certified threshold {threshold:.4f} lies above every target trust score (the "
-                               f"highest is {float(scores.max()):.4f}): the trust function scores the target lower than "
-                               "its calibration examples (a shift between source and target?), so no weak label is "
-                               "certified; lower selection.purity, or use mode fraction")
+                               f"highest is {float(scores.max()):.4f}): the trust function scores the target lower "
+                               "than its calibration examples (a shift between source and target?), so no weak label "
+                               "is certified; lower selection.purity, or use mode fraction")
             # threshold null: the whole calibration set is certified, every target example is kept
             return keep, {**info, "threshold": threshold if np.isfinite(threshold) else None, "delta": self.delta}
         chosen = torch.as_tensor(fdr_selection(cal_scores, cal_correct, scores.numpy(), self.purity), dtype=torch.long)
