@@ -275,3 +275,15 @@ def test_the_paired_bootstrap_interval_covers_a_known_difference():
     assert low < difference < high and 0.35 < low and high <= 0.6  # AUC 1.0 against ~0.5
     same, low, high = paired_auc_difference(noise, noise, correct, resamples=50)
     assert same == low == high == 0.0
+
+
+def test_default_rows_leave_out_what_cannot_run_on_the_task(capsys):
+    """A teacher that answers by likelihood generates nothing to sample: the default rows leave the sampling row
+    out and say why; a generating task keeps it."""
+    from w2s.compare import parse_args
+
+    args, _ = parse_args(["--config", str(ROOT / "configs" / "real_arc.yaml")])
+    assert "sampling" not in args.rows and {"ptrue", "knn", "ntf", "certified"} <= set(args.rows)
+    assert "row sampling left out: the teacher scores options by likelihood" in capsys.readouterr().out
+    args, _ = parse_args(["--config", str(ROOT / "configs" / "toy.yaml")])
+    assert "sampling" in args.rows

@@ -44,6 +44,12 @@ class TrustFunction:
         """Cached teacher states it reads besides the default ``hidden`` (the teacher caches them for it)."""
         return []
 
+    @classmethod
+    def unsupported(cls, task) -> str | None:
+        """Why this trust function cannot run on ``task`` (``compare``'s default rows leave it out, saying so), or
+        ``None``: it can."""
+        return None
+
     def hub_models(self) -> list[str]:
         """Models it loads by name (checked against the hub before a run starts)."""
         return []

@@ -27,6 +27,10 @@ class FewShot(Task):
     def prompt(self, example: dict) -> str:
         return self._prefix + self._task.prompt(example)
 
+    @property
+    def generates(self) -> bool:
+        return self._task.generates
+
     def completion(self, label: str, example: dict) -> str:
         return self._task.completion(label, example)
 

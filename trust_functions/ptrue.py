@@ -28,6 +28,10 @@ class ProposedAnswer(FewShot):
     def prompt(self, example: dict) -> str:
         return self._task.prompt(example) + self._answers[str(example["id"])] + self._question
 
+    @property
+    def generates(self) -> bool:
+        return False  # the two judgements are scored by likelihood
+
     def option_texts(self, example: dict) -> list[str]:
         return self._texts
 

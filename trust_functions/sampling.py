@@ -29,6 +29,10 @@ class SamplingAgreement(TrustFunction):
         self.k, self.temperature, self.seed = k, temperature, seed
         self.agreement: dict[str, float] = {}
 
+    @classmethod
+    def unsupported(cls, task: Task) -> str | None:
+        return None if task.generates else "the teacher scores options by likelihood: there are no generations to sample"
+
     def prepare(self, teacher, task: Task, splits) -> None:
         parts = {name: splits[name] for name in ("source", "target")}
         passes = teacher.label(task, parts)  # the protocol's own pass: read from the cache

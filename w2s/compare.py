@@ -90,7 +90,14 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     own_title = args.own.title or args.own.__name__
     args.titles = {BASE: "Base student (no training)", **{r: c.title or c.__name__ for r, c in args.table.items()},
                    **{r: f"{own_title}, {v.title(args.resolved)}" for r, v in VARIANTS.items()}}
-    args.rows = [BASE, *args.table, *VARIANTS] if args.rows is None else args.rows
+    if args.rows is None:  # every row that can run on the config's task
+        from w2s.config import instantiate
+
+        task = instantiate(args.resolved["data"]["task"])
+        left_out = {r: why for r, c in args.table.items() if (why := c.unsupported(task))}
+        for row, why in left_out.items():
+            print(f"[compare] row {row} left out: {why}", flush=True)
+        args.rows = [BASE, *(r for r in args.table if r not in left_out), *VARIANTS]
     unknown = [r for r in args.rows if r != BASE and r not in args.table and r not in VARIANTS]
     if unknown:
         parser.error(f"unknown row(s) {unknown}; choose from {BASE} {' '.join(args.table)} {' '.join(VARIANTS)}")

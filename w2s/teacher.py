@@ -161,7 +161,7 @@ class Teacher:
         (``SamplingAgreement``); a task answered by likelihood has no generations to sample."""
         from w2s.cache import cached_json
 
-        if task.option_texts(split[0]) is not None:
+        if not task.generates:
             raise W2SError("sampled generations need a task the teacher answers by generating; this one is scored by "
                            "likelihood (interface: likelihood), whose option distribution I-Confidence reads directly")
         key = {"pass": self.cache_key(task, split), "k": k, "temperature": temperature, "seed": seed}

@@ -75,6 +75,11 @@ class Task:
         """Whether tokenizing a rendered prompt adds BOS and the like (a chat template already has them)."""
         return not self.chat_template
 
+    @property
+    def generates(self) -> bool:
+        """Whether the teacher answers by generating text (``False``: it scores given options by likelihood)."""
+        return True
+
     def completion(self, label: str, example: dict) -> str:
         """Text the student is trained to produce for ``label`` (appended right after ``example``'s prompt)."""
         raise NotImplementedError
@@ -168,6 +173,10 @@ class MultipleChoiceTask(Task):
 
     def fingerprint(self) -> dict[str, Any]:
         return {k: v for k, v in super().fingerprint().items() if k != "student_interface"}  # not the teacher's
+
+    @property
+    def generates(self) -> bool:
+        return self.interface != "likelihood"
 
     def for_student(self) -> "MultipleChoiceTask":
         if self.student_interface in (None, self.interface):
