@@ -39,6 +39,9 @@ def test_mahalanobis_ranks_by_distance_to_the_right_examples(cls):
     line = _outputs(np.outer([0.0, 1.0, 2.0, 3.0, 4.0], np.eye(6)[0]))
     scores = trust.score(line.without_labels())
     assert (scores.diff() < 0).all() and ((scores >= 0) & (scores <= 1)).all()
+    # far beyond every source state (a shifted target) the scores still rank: no saturation at 0
+    far = trust.score(_outputs(np.outer([50.0, 100.0, 1000.0], np.eye(6)[0])).without_labels())
+    assert (far > 0).all() and (far.diff() < 0).all()
 
 
 def test_knn_is_the_share_of_right_neighbours():

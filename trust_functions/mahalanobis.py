@@ -17,9 +17,10 @@ class Mahalanobis(TrustFunction):
 
     The covariance is shared: pooled over both classes around their own means, shrunk towards a multiple of the
     identity, ``(1 − shrinkage) Σ + shrinkage · tr(Σ)/d · I``, so that it is invertible when d approaches the
-    number of source examples. The score maps the negative distance monotonically to [0, 1] (a logistic centred
-    on its median over the fitted source examples and scaled by their standard deviation): it ranks, it is not
-    calibrated.
+    number of source examples. The score maps the negative distance monotonically to [0, 1]: a softsign
+    ``0.5 + 0.5 z / (1 + |z|)`` of the distance centred on its median over the fitted source examples and scaled by
+    their standard deviation. Unlike a logistic it does not saturate, so target states far from every source state
+    (a shifted target) still get distinct scores; it ranks, it is not calibrated.
 
     Args:
         shrinkage: weight of the identity in the shrunk covariance, in [0, 1].
@@ -67,7 +68,8 @@ class Mahalanobis(TrustFunction):
         return distances[:, 0] - distances[:, 1] if self.relative else -distances[:, 1]
 
     def _squash(self, raw: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid((raw - self.center) / self.scale).float()
+        z = (raw - self.center) / self.scale
+        return (0.5 + 0.5 * z / (1 + z.abs())).float()
 
     def score(self, target: TeacherOutputs) -> torch.Tensor:
         if self.precision is None:
