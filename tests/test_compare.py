@@ -178,6 +178,18 @@ def test_a_failing_run_names_its_row_and_log(tiny_config, tmp_path):
     assert last.startswith("error: compare run entropy, seed 0 failed") and "seed0.log" in last
 
 
+def test_a_failed_run_leaves_the_others_and_their_table(tiny_config, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("compare", "--config", str(tiny_config), "--seeds", "0", "--rows", "base", "naive", "entropy",
+                   "--output_dir", str(out), "--in_process", "--trust_args", '{"entropy": {"bogus": 1}}', cwd=tmp_path)
+    assert proc.returncode == 2 and "compare run entropy, seed 0 failed" in error_message(proc.stderr)
+    assert "the table of the finished runs is in" in error_message(proc.stderr)
+    markdown = (out / "table.md").read_text()
+    assert "| Naive" in markdown and "Failed runs (their cells are left out):\n- Entropy, seed 0: compare run" in markdown
+    report = json.loads((out / "results.json").read_text())
+    assert list(report["failed"]) == ["entropy/seed0"] and report["table"]["entropy"]["student accuracy"] == [None]
+
+
 def test_table_has_one_accuracy_column_per_benchmark():
     from w2s.compare import render, table_values
 

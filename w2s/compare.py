@@ -137,8 +137,11 @@ def run_one(args: argparse.Namespace, extra: list[str], row: str, seed: int, thr
             f"compare run {row}, seed {seed}", args.in_process)
 
 
-def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, dict]]:
-    """Run (or reuse) every trained row for every seed, ``--workers`` at a time; returns results[row][seed]."""
+def run_rows(args: argparse.Namespace, extra: list[str]) -> tuple[dict[str, dict[int, dict]], dict]:
+    """Run (or reuse) every trained row for every seed, ``--workers`` at a time; returns results[row][seed] of the
+    finished runs and, per failed run, its error. A failed run does not stop the others (e.g. a certified selection
+    that certifies no target example on one seed is a result): the table is made of what finished, and compare
+    fails at the end, naming every failed run."""
     trained = [r for r in args.rows if r != BASE] or ["naive"]  # base is measured inside every run
     jobs = [(r, s) for s in args.seeds for r in trained]
     todo = [(r, s) for r, s in jobs if not (args.output_dir / r / f"seed{s}" / "results.json").is_file()]
@@ -146,14 +149,20 @@ def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, 
     done = len(jobs) - len(todo)
     print(f"[compare] {len(jobs)} runs, {done} already finished, {args.workers} at a time", flush=True)
 
+    failed: dict[tuple[str, int], str] = {}
+
     def run(job: tuple[str, int], threads: int = threads) -> tuple[str, int]:
-        run_one(args, extra, *job, threads=threads)
+        try:
+            run_one(args, extra, *job, threads=threads)
+        except W2SError as e:
+            failed[job] = str(e)
         return job
 
     def finished(row: str, seed: int) -> None:
         nonlocal done
         done += 1
-        print(f"[compare] {done}/{len(jobs)} done: {row}, seed {seed}", flush=True)
+        state = "failed" if (row, seed) in failed else "done"
+        print(f"[compare] {done}/{len(jobs)} {state}: {row}, seed {seed}", flush=True)
 
     # the first run alone, on every core: it fills the teacher cache every later run reads. With one worker every
     # run goes in this thread (an in-process run owns stdout while it runs).
@@ -163,15 +172,16 @@ def run_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, dict[int, 
     with ThreadPoolExecutor(args.workers) as pool:
         for job in pool.map(run, rest):
             finished(*job)
-    return {r: {s: json.loads((args.output_dir / r / f"seed{s}" / "results.json").read_text()) for s in args.seeds}
-            for r in trained}
+    results = {r: {s: json.loads((args.output_dir / r / f"seed{s}" / "results.json").read_text())
+                   for s in args.seeds if (r, s) not in failed} for r in trained}
+    return {r: per for r, per in results.items() if per}, failed
 
 
 def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: list[int]) -> dict[str, dict]:
     """Per row: each column's value per seed (NaN where it does not apply)."""
     nan = float("nan")
     base = {s: next(r[s] for r in results.values() if s in r)["student"]["accuracy"]["base"] for s in seeds}
-    gt = {s: results["gt"][s]["student"]["accuracy"]["final"] for s in seeds} if "gt" in results else {}
+    gt = {s: x["student"]["accuracy"]["final"] for s, x in results.get("gt", {}).items()}
     # a test split of several benchmarks: one accuracy column each ("student accuracy" is their mean)
     benchmarks = sorted({b for r in results.values() for x in r.values()
                          for b in x["student"].get("accuracy_by_benchmark", {})})
@@ -186,6 +196,9 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
         else:
             per = []
             for s in seeds:
+                if s not in results.get(row, {}):  # a failed run: NaN in every column
+                    per.append({})
+                    continue
                 r = results[row][s]
                 acc = r["student"]["accuracy"]["final"]
                 scored = r["trust"]["ranks"]  # Naive and GT train on every example: they rank nothing
@@ -198,7 +211,7 @@ def table_values(results: dict[str, dict[int, dict]], rows: list[str], seeds: li
                     "purity@n": r["trust"]["purity"] if r["selection"]["labels"] == "weak" else nan,
                     "n": r["selection"]["n"],
                     "student accuracy": acc,
-                    "recovery %": recovery(acc, base[s], gt[s]) if gt else nan,
+                    "recovery %": recovery(acc, base[s], gt[s]) if s in gt else nan,
                     **{f"acc {b}": v["final"] for b, v in r["student"].get("accuracy_by_benchmark", {}).items()},
                 })
         values[row] = {c: [p.get(c, nan) for p in per] for c in columns}
@@ -223,7 +236,7 @@ def example_statistics(args: argparse.Namespace, results: dict[str, dict[int, di
                                             list(DELTA_REFERENCES))
     for row, dirs in runs.items():
         scored = [read_trust_scores(d) for d in dirs]
-        if results[row][args.seeds[0]]["trust"]["ranks"] and all(t is not None for t in scored):
+        if next(iter(results[row].values()))["trust"]["ranks"] and all(t is not None for t in scored):
             correct = scored[0][EVALUATION_COLUMN].astype(bool)
             if correct.any() and not correct.all():
                 interval = auc_interval(np.stack([t["trust_score"] for t in scored]), correct)
@@ -350,16 +363,22 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
 
         report["trust_table"] = trust_table(args, extra)
     elif args.rows:
-        results = run_rows(args, extra)
+        results, failed = run_rows(args, extra)
+        if not results:
+            raise W2SError(next(iter(failed.values())))
         values = table_values(results, args.rows, args.seeds)
         intervals, deltas = example_statistics(args, results)
         markdown, table_csv = render(values, args.seeds, args.titles, intervals, deltas)
+        if failed:
+            markdown += "\n\nFailed runs (their cells are left out):\n" + "\n".join(
+                f"- {args.titles[row]}, seed {seed}: {error}" for (row, seed), error in failed.items())
+            report["failed"] = {f"{row}/seed{seed}": error for (row, seed), error in failed.items()}
         report["table"] = values
         report["intervals"] = intervals
         report["deltas"] = {row: {r: dict(zip(("difference", "low", "high"), d)) for r, d in per.items()}
                             for row, per in deltas.items()}
         first_row = next(iter(results.values()))  # every row reads the same cached teacher pass
-        report["teacher_accuracy"] = first_row[args.seeds[0]]["teacher"]["accuracy"]
+        report["teacher_accuracy"] = next(iter(first_row.values()))["teacher"]["accuracy"]
         report["runs"] = {row: {s: str(out / row / f"seed{s}") for s in args.seeds} for row in results}
         atomic_write_text(out / "table.md", markdown + "\n")
         atomic_write_text(out / "table.csv", table_csv)
@@ -369,6 +388,8 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
     name = "trust_only.json" if args.trust_only else "results.json"
     atomic_write_text(out / name, json.dumps(json_safe(report), indent=2))
     sys.stdout.flush()
+    if report.get("failed"):
+        raise W2SError("; ".join(report["failed"].values()) + f" (the table of the finished runs is in {out})")
     return report
 
 

@@ -110,10 +110,11 @@ def fmt(values: list[float], column: str) -> str:
     if np.isnan(v).all():
         return "–"
     if column == "n":
+        v = v[~np.isnan(v)]
         return str(int(v[0])) if (v == v[0]).all() else f"{v.mean():.0f} ± {v.std(ddof=1):.0f}"
     digits = 1 if column == "recovery %" else 3
-    mean = np.nanmean(v)
-    return f"{mean:.{digits}f}" if len(v) == 1 else f"{mean:.{digits}f} ± {np.nanstd(v, ddof=1):.{digits}f}"
+    mean, finite = np.nanmean(v), int((~np.isnan(v)).sum())
+    return f"{mean:.{digits}f}" if finite == 1 else f"{mean:.{digits}f} ± {np.nanstd(v, ddof=1):.{digits}f}"
 
 
 def json_safe(obj):
