@@ -1,6 +1,7 @@
 """Trust functions that run the teacher again (P(True), sampling agreement), and teacher outputs from outside."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -43,6 +44,8 @@ def test_p_true_is_the_teachers_probability_of_true_after_its_own_answer(tiny, m
                 logprobs = model(torch.tensor([p + o])).logits[0].log_softmax(-1)
             totals.append(sum(float(logprobs[len(p) - 1 + j, t]) for j, t in enumerate(o)))
         assert float(scores[i]) == pytest.approx(float(torch.tensor(totals).softmax(0)[0]), abs=1e-4)
+    permuted = replace(target, correct=np.random.default_rng(2).permutation(target.correct))
+    assert torch.equal(trust.score(permuted), scores)  # no use of target gold
     # cached: a second P(True) reads its pass back; the calibration part of the source is scored too
     monkeypatch.setattr("w2s.teacher.load_causal_lm", lambda *a, **k: pytest.fail("P(True) pass not cached"))
     again = PTrue()
@@ -77,6 +80,8 @@ def test_sampling_agreement_is_the_share_of_samples_agreeing_with_the_weak_label
     again = SamplingAgreement(k=48, temperature=1.0, seed=3)
     again.prepare(teacher, task, splits)
     assert torch.equal(again.score(target), scores)  # the same settings read the same cached samples
+    permuted = replace(target, correct=np.random.default_rng(2).permutation(target.correct))
+    assert torch.equal(sampled.score(permuted), scores)  # no use of target gold
 
 
 def test_sampling_needs_a_generating_teacher(tiny_world, tiny):
