@@ -258,13 +258,19 @@ def test_world_summary_has_one_line_per_world_seed_and_their_mean():
 
 def test_trust_only_ranks_every_row_without_students(tiny_config, tmp_path):
     """--trust_only: the rows' trust functions on the teacher pass, a paired-bootstrap AUC difference to the
-    config's own, and no student run."""
+    config's own, and no student run; a row that fails (nothing certifiable at purity 0.999) is listed and the
+    others are still tabled."""
     out = tmp_path / "out"
     proc = run_cli("compare", "--config", str(tiny_config), "--seeds", "0", "1", "--rows", "naive", "entropy",
-                   "ntf", "--output_dir", str(out), "--trust_only", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+                   "ntf", "certified", "--output_dir", str(out), "--trust_only",
+                   "--data.selection.init_args.purity", "0.999", cwd=tmp_path)
+    assert proc.returncode == 2 and "no threshold is certified at purity 0.999" in error_message(proc.stderr)
     report = json.loads((out / "trust_table.json").read_text())
-    assert report["reference"] == "ntf" and set(report["table"]) == {"naive", "entropy", "ntf"}
+    assert report["reference"] == "ntf" and set(report["table"]) == {"naive", "entropy", "ntf", "certified"}
+    assert list(report["failed"]) == ["certified/seed0", "certified/seed1"]
+    assert report["table"]["certified"]["trust AUC"] == [None, None] and "certified" not in \
+        report["auc_difference_vs_reference"]
+    assert "Failed runs" in (out / "trust_table.md").read_text()
     assert report["table"]["naive"]["trust AUC"] == [None, None]  # Naive ranks nothing
     entropy = report["table"]["entropy"]["trust AUC"]
     assert entropy[0] == entropy[1] and 0 <= entropy[0] <= 1  # deterministic: the same on both seeds

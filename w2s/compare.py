@@ -362,6 +362,8 @@ def compare_one(args: argparse.Namespace, extra: list[str]) -> dict:
         from w2s.trust_only import trust_table
 
         report["trust_table"] = trust_table(args, extra)
+        if "failed" in report["trust_table"]:
+            report["failed"] = report["trust_table"]["failed"]
     elif args.rows:
         results, failed = run_rows(args, extra)
         if not results:

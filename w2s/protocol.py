@@ -47,7 +47,7 @@ class TrustedSubset:
     target: TeacherOutputs
     questions: list[str]
 
-    def trust_scores(self):
+    def trust_scores(self) -> pyarrow.Table:  # noqa: F821 (pyarrow is imported where the table is built)
         """The per-example table of ``trust_scores.parquet`` (``w2s.trust_scores.trust_scores_table``)."""
         from w2s.trust_scores import trust_scores_table
 

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from w2s.batching import pad_batch
-from w2s.cache import cache_root, is_complete, read_manifest, stable_hash
+from w2s.cache import cache_root, cached_json, is_complete, read_manifest, stable_hash
 from w2s.errors import W2SError, check_ranges
 from w2s.models import load_causal_lm, load_tokenizer, resolve
 from w2s.outputs import BUILT_IN_FEATURES, TeacherOutputs, load_outputs, parse_feature, save_outputs
@@ -159,8 +159,6 @@ class Teacher:
         """``k`` generations per example sampled at ``temperature`` (seeded; in split order), cached under
         ``$W2S_CACHE/samples`` by the pass's key and these settings. For trust functions that compare samples
         (``SamplingAgreement``); a task answered by likelihood has no generations to sample."""
-        from w2s.cache import cached_json
-
         if not task.generates:
             raise W2SError("sampled generations need a task the teacher answers by generating; this one is scored by "
                            "likelihood (interface: likelihood), whose option distribution I-Confidence reads directly")

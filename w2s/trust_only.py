@@ -74,13 +74,21 @@ def trust_table(args: argparse.Namespace, extra: list[str]) -> dict:
                        f"'{own}' to --rows")
     values: dict[str, dict[str, list[float]]] = {}
     scores: dict[str, torch.Tensor] = {}
+    failed: dict[tuple[str, int], str] = {}
     correct = None
     for row in rows:
         task, teacher, trust_node, selection = row_parts(args, extra, row)
         per_seed = {c: [] for c in COLUMNS}
         for seed in args.seeds:
             L.seed_everything(seed, verbose=False)
-            subset = run_protocol(task, teacher, instantiate(trust_node), selection or Selection())
+            try:
+                subset = run_protocol(task, teacher, instantiate(trust_node), selection or Selection())
+            except W2SError as error:  # one row's failure (e.g. nothing certifiable) does not stop the others
+                failed[row, seed] = str(error)
+                print(f"[trust_only] {row}, seed {seed} failed: {error}", flush=True)
+                for column in COLUMNS:
+                    per_seed[column].append(float("nan"))
+                continue
             report = subset.report
             ranks = report["trust"]["ranks"]
             for column, value in zip(COLUMNS, [report["trust"]["auc"], report["trust"]["prr"],
@@ -89,17 +97,25 @@ def trust_table(args: argparse.Namespace, extra: list[str]) -> dict:
                                                report["selection"]["n"],
                                                report["trust"]["source_val"].get("auc", float("nan"))]):
                 per_seed[column].append(value if ranks or column in ("purity@n", "n") else float("nan"))
-            if seed == args.seeds[0]:
+            if row not in scores:  # the first seed that finished
                 scores[row], correct = subset.scores, subset.correct
         values[row] = per_seed
         print(f"[trust_only] {row}: AUC {fmt(per_seed['trust AUC'], 'auc')}", flush=True)
+    if correct is None:
+        raise W2SError(next(iter(failed.values())))
     differences = {row: paired_auc_difference(scores[row], scores[own], correct)
-                   for row in rows if row != own and not np.isnan(values[row]["trust AUC"][0])}
+                   for row in rows if row != own and own in scores and row in scores
+                   and not np.isnan(values[row]["trust AUC"]).all()}
     markdown, table_csv = render(values, differences, own, args.titles, args.seeds)
+    if failed:
+        markdown += "\n\nFailed runs (their cells are left out):\n" + "\n".join(
+            f"- {args.titles[row]}, seed {seed}: {error}" for (row, seed), error in failed.items())
     report = {"seeds": args.seeds, "rows": rows, "table": values, "reference": own,
               "auc_difference_vs_reference": {r: dict(zip(("difference", "low", "high"), d))
                                               for r, d in differences.items()},
               "teacher_accuracy_target": float(correct.float().mean())}
+    if failed:
+        report["failed"] = {f"{row}/seed{seed}": error for (row, seed), error in failed.items()}
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "trust_table.md", markdown + "\n")
@@ -107,6 +123,12 @@ def trust_table(args: argparse.Namespace, extra: list[str]) -> dict:
     atomic_write_text(out / "trust_table.json", json.dumps(json_safe(report), indent=2))
     print(f"\n{markdown}\n\n(trust_table.md, .csv and .json in {out})")
     return report
+
+
+def mean_cell(values: list[float]) -> str:
+    """The CSV cell of a column: the mean over the seeds that finished, empty where none did."""
+    v = np.asarray(values, dtype=float)
+    return "" if np.isnan(v).all() else f"{np.nanmean(v):.6g}"
 
 
 def render(values: dict, differences: dict, own: str, titles: dict, seeds: list[int]) -> tuple[str, str]:
@@ -120,8 +142,8 @@ def render(values: dict, differences: dict, own: str, titles: dict, seeds: list[
         d = differences.get(row)
         cell = "–" if d is None else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
         lines.append(f"| {titles[row]} | " + " | ".join(fmt(cols[c], c) for c in COLUMNS) + f" | {cell} |")
-        writer.writerow([row, *(f"{np.nanmean(cols[c]):.6g}" for c in COLUMNS), *(d or ("", "", ""))])
+        writer.writerow([row, *(mean_cell(cols[c]) for c in COLUMNS), *(d or ("", "", ""))])
     lines.append(f"\nTrust functions on the target pool, no students trained; seeds {', '.join(map(str, seeds))} "
                  "(mean ± sample std); the AUC difference is paired-bootstrapped over target examples (1,000 "
-                 f"resamples) on seed {seeds[0]}.")
+                 f"resamples) on seed {seeds[0]} (on a row's first finished seed where that one failed).")
     return "\n".join(lines), out.getvalue()
