@@ -264,7 +264,8 @@ def test_trust_only_ranks_every_row_without_students(tiny_config, tmp_path):
     proc = run_cli("compare", "--config", str(tiny_config), "--seeds", "0", "1", "--rows", "naive", "entropy",
                    "ntf", "certified", "--output_dir", str(out), "--trust_only",
                    "--data.selection.init_args.purity", "0.999", cwd=tmp_path)
-    assert proc.returncode == 2 and "no threshold is certified at purity 0.999" in error_message(proc.stderr)
+    assert proc.returncode == 2 and "row certified, seed 0 failed (no threshold is certified at purity 0.999" in \
+        error_message(proc.stderr)
     report = json.loads((out / "trust_table.json").read_text())
     assert report["reference"] == "ntf" and set(report["table"]) == {"naive", "entropy", "ntf", "certified"}
     assert list(report["failed"]) == ["certified/seed0", "certified/seed1"]

@@ -84,8 +84,8 @@ def trust_table(args: argparse.Namespace, extra: list[str]) -> dict:
             try:
                 subset = run_protocol(task, teacher, instantiate(trust_node), selection or Selection())
             except W2SError as error:  # one row's failure (e.g. nothing certifiable) does not stop the others
-                failed[row, seed] = str(error)
-                print(f"[trust_only] {row}, seed {seed} failed: {error}", flush=True)
+                failed[row, seed] = f"trust-only row {row}, seed {seed} failed ({error})"
+                print(f"[trust_only] {failed[row, seed]}", flush=True)
                 for column in COLUMNS:
                     per_seed[column].append(float("nan"))
                 continue
