@@ -4,7 +4,7 @@ its evaluation."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable
 
 import lightning as L
 import torch
@@ -39,10 +39,13 @@ class LoRAStudent(L.LightningModule):
 
     Attributes:
         train_batch: how this student's training rows become a batch (``w2s.batching``): ``(rows, pad) -> batch``.
+        trains_on_options: whether its training rows carry every option's completion besides the weak label's
+            (``continuations``, ``chars``, ``weak``), as a loss over the options needs.
     """
 
     max_new_tokens: int = 256
-    train_batch: ClassVar[Callable[[list[dict], int], dict]]
+    train_batch: Callable[[list[dict], int], dict]
+    trains_on_options: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,17 +78,27 @@ class LoRAStudent(L.LightningModule):
         option_logits = option_logits.masked_fill(batch["option_ids"] < 0, float("-inf"))
         return (option_logits.argmax(-1) == batch["gold"]).float()
 
-    def _likelihood_accuracy(self, batch: dict) -> torch.Tensor:
-        """The most likely option (by the task's ``normalize``) against the gold one, per question."""
+    def option_logprobs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The student's summed log-probability of every option's completion in a ``choice_batch`` as a
+        ``[questions, K]`` table (``-inf`` where a question offers fewer options), the options' token counts, and
+        the scores it answers by (per character where the task normalises by length)."""
         from w2s.scoring import score_continuations
 
         total = score_continuations(self.model, batch["input_ids"], batch["attention_mask"],
-                                    batch["scored"]).logprobs.sum(1)
+                                    batch["scored"]).logprobs.sum(1)  # [S] one per (question, option) sequence
+        shape = (len(batch["group"]), int(batch["option"].max()) + 1)
+        table = total.new_full(shape, float("-inf")).index_put((batch["question"], batch["option"]), total)
+        tokens = total.new_zeros(shape).index_put((batch["question"], batch["option"]),
+                                                  batch["scored"].sum(1).to(total.dtype))
+        decision = table
         if self.trainer.datamodule.student_task.normalize == "chars":
-            total = total / batch["chars"].clamp(min=1)
-        table = torch.full((len(batch["gold"]), int(batch["option"].max()) + 1), float("-inf"), device=total.device)
-        table[batch["question"], batch["option"]] = total
-        return (table.argmax(1) == batch["gold"]).float()
+            chars = total.new_ones(shape).index_put((batch["question"], batch["option"]), batch["chars"].clamp(min=1))
+            decision = table / chars
+        return table, tokens, decision
+
+    def _likelihood_accuracy(self, batch: dict) -> torch.Tensor:
+        """The most likely option (by the task's ``normalize``) against the gold one, per question."""
+        return (self.option_logprobs(batch)[2].argmax(1) == batch["gold"]).float()
 
     def _generated_accuracy(self, batch: dict) -> torch.Tensor:
         task = self.trainer.datamodule.student_task

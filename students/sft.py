@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Literal
+
 import torch
 
 from students.lora import LoRAStudent, lora_model
-from w2s.batching import sft_batch
-from w2s.errors import check_ranges
+from students.losses import aux_weight, logconf_loss
+from w2s.batching import choice_batch, sft_batch
+from w2s.errors import W2SError, check_ranges
 from w2s.models import load_tokenizer
 
 
@@ -30,9 +34,15 @@ class LoRASFTStudent(LoRAStudent):
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30 % slower), for
             large students such as Qwen3-14B.
         max_new_tokens: generation length when evaluating a free-form (math) task.
+        loss: ``xent``, cross-entropy on the weak label's answer tokens; ``logconf``, Burns et al.'s auxiliary
+            confidence loss (``students.losses.logconf_loss``): the target mixes the weak label with the student's
+            own hardened prediction among the options (multiple-choice tasks only; every option is scored, so a
+            step costs about K times the cross-entropy's forward).
+        aux_coef: ``logconf``: the weight of the student's own prediction after the warm-up, in [0, 1] (Burns
+            et al.: 0.5).
+        aux_warmup: ``logconf``: the share of the optimizer steps over which the weight ramps from 0 to
+            ``aux_coef``, in [0, 1) (Burns et al.: 0.1).
     """
-
-    train_batch = staticmethod(sft_batch)
 
     def __init__(
         self,
@@ -48,11 +58,19 @@ class LoRASFTStudent(LoRAStudent):
         trust_remote_code: bool = False,
         gradient_checkpointing: bool = False,
         max_new_tokens: int = 256,
+        loss: Literal["xent", "logconf"] = "xent",
+        aux_coef: float = 0.5,
+        aux_warmup: float = 0.1,
     ) -> None:
         check_ranges("LoRASFTStudent", lora_r=(lora_r, "int >= 1"), lora_alpha=(lora_alpha, "> 0"),
                      lora_dropout=(lora_dropout, "[0, 1)"), lr=(lr, "> 0"), weight_decay=(weight_decay, ">= 0"),
-                     warmup_ratio=(warmup_ratio, "[0, 1)"), max_new_tokens=(max_new_tokens, "int >= 1"))
+                     warmup_ratio=(warmup_ratio, "[0, 1)"), max_new_tokens=(max_new_tokens, "int >= 1"),
+                     aux_coef=(aux_coef, "[0, 1]"), aux_warmup=(aux_warmup, "[0, 1)"))
+        if loss not in ("xent", "logconf"):
+            raise W2SError(f"LoRASFTStudent.loss must be xent or logconf (got {loss!r})")
         super().__init__()
+        self.trains_on_options = loss == "logconf"
+        self.train_batch = partial(choice_batch, answer="weak") if self.trains_on_options else sft_batch
         self.save_hyperparameters()
         self.model = lora_model(model, lora_r, lora_alpha, target_modules, dtype, lora_dropout, trust_remote_code,
                                 gradient_checkpointing)
@@ -60,12 +78,20 @@ class LoRASFTStudent(LoRAStudent):
         self.max_new_tokens = max_new_tokens
 
     def training_step(self, batch: dict, _) -> torch.Tensor:
-        """Cross-entropy of the answer tokens (the output layer runs at their positions only)."""
+        """Cross-entropy of the answer tokens (the output layer runs at their positions only), or the auxiliary
+        confidence loss over every option's completion."""
         from w2s.scoring import score_continuations
 
-        scored = batch["labels"] != -100
-        logprobs = score_continuations(self.model, batch["input_ids"], batch["attention_mask"], scored).logprobs
-        loss = -logprobs.sum() / scored[:, 1:].sum().clamp(min=1)
+        if self.trains_on_options:
+            logprobs, tokens, decision = self.option_logprobs(batch)  # [B, K] each
+            weight = aux_weight(self.global_step, int(self.trainer.estimated_stepping_batches),
+                                self.hparams.aux_coef, self.hparams.aux_warmup)
+            loss = logconf_loss(logprobs, tokens, batch["weak"], weight, decision)
+            self.log("student/aux_weight", weight, batch_size=len(batch["weak"]))
+        else:
+            scored = batch["labels"] != -100
+            logprobs = score_continuations(self.model, batch["input_ids"], batch["attention_mask"], scored).logprobs
+            loss = -logprobs.sum() / scored[:, 1:].sum().clamp(min=1)
         self.log("student/train_loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
         return loss
 

@@ -299,10 +299,29 @@ def test_the_paired_bootstrap_interval_covers_a_known_difference():
 def test_default_rows_leave_out_what_cannot_run_on_the_task(capsys):
     """A teacher that answers by likelihood generates nothing to sample: the default rows leave the sampling row
     out and say why; a generating task keeps it."""
-    from w2s.compare import parse_args
+    from w2s.compare import parse_args, row_config_args
 
     args, _ = parse_args(["--config", str(ROOT / "configs" / "real_arc.yaml")])
     assert "sampling" not in args.rows and {"ptrue", "knn", "ntf", "certified"} <= set(args.rows)
     assert "row sampling left out: the teacher scores options by likelihood" in capsys.readouterr().out
     args, _ = parse_args(["--config", str(ROOT / "configs" / "toy.yaml")])
-    assert "sampling" in args.rows
+    assert "sampling" in args.rows and args.rows[-2:] == ["logconf", "ntf+logconf"]
+    assert args.titles["ntf+logconf"] == "NTF, aux. confidence loss"
+    assert row_config_args(args, "logconf")[2:] == ["--trust", "Naive", "--model.init_args.loss=logconf"]
+    assert row_config_args(args, "ntf+logconf")[2:] == ["--model.init_args.loss=logconf"]  # the config's own NTF
+
+
+def test_the_loss_rows_need_a_student_with_a_loss_option(capsys):
+    """The GRPO student has no cross-entropy to change: the default rows leave logconf out and say why, asking for
+    it is one line, and --trust_only leaves the student-side rows out."""
+    from w2s.compare import parse_args
+
+    args, _ = parse_args(["--config", str(ROOT / "configs" / "toy_math.yaml")])
+    assert "logconf" not in args.rows and "ntf+logconf" not in args.rows
+    assert "row logconf left out: the student GRPOStudent has no loss option" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(ROOT / "configs" / "toy_math.yaml"), "--rows", "base", "logconf"])
+    assert "row logconf cannot run on this config: the student GRPOStudent has no loss option" in \
+        capsys.readouterr().err
+    args, _ = parse_args(["--config", str(ROOT / "configs" / "toy.yaml"), "--trust_only"])
+    assert "logconf" not in args.rows and "certified" in args.rows

@@ -43,10 +43,11 @@ def option_batch(rows: list[dict], pad: int) -> dict:
             "gold": torch.tensor([r["gold"] for r in rows]), "group": torch.tensor([r["group"] for r in rows])}
 
 
-def choice_batch(rows: list[dict], pad: int) -> dict:
-    """Likelihood evaluation: every option of every question as one right-padded sequence (prompt + option),
-    ``scored`` marking the option's tokens; ``question`` / ``option`` say whose each sequence is, ``chars`` its
-    option's length in characters; ``gold`` the right option's index per question."""
+def choice_batch(rows: list[dict], pad: int, answer: str = "gold") -> dict:
+    """Every option of every question as one right-padded sequence (prompt + option), ``scored`` marking the
+    option's tokens; ``question`` / ``option`` say whose each sequence is, ``chars`` its option's length in
+    characters; ``answer`` (``gold`` to evaluate by likelihood, ``weak`` to train on every option, as the
+    auxiliary confidence loss does) the option index per question."""
     pairs = [(q, k) for q, r in enumerate(rows) for k in range(len(r["continuations"]))]
     sequences = [rows[q]["prompt_ids"] + rows[q]["continuations"][k] for q, k in pairs]
     marks = [[0] * len(rows[q]["prompt_ids"]) + [1] * len(rows[q]["continuations"][k]) for q, k in pairs]
@@ -54,7 +55,7 @@ def choice_batch(rows: list[dict], pad: int) -> dict:
     return {"input_ids": input_ids, "attention_mask": attention_mask, "scored": pad_batch(marks, 0, left=False)[0],
             "question": torch.tensor([q for q, _ in pairs]), "option": torch.tensor([k for _, k in pairs]),
             "chars": torch.tensor([rows[q]["chars"][k] for q, k in pairs], dtype=torch.float32),
-            "gold": torch.tensor([r["gold"] for r in rows]), "group": torch.tensor([r["group"] for r in rows])}
+            answer: torch.tensor([r[answer] for r in rows]), "group": torch.tensor([r["group"] for r in rows])}
 
 
 def generation_batch(rows: list[dict], pad: int) -> dict:

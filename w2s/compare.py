@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import io
 import json
 import re
@@ -33,19 +34,38 @@ from w2s.runs import command_parser, cores, fmt, json_safe, logger_args, parse_c
 BASE = "base"  # the student before training: measured inside every run, not a run of its own
 
 
+def student_has_loss(config: dict) -> str | None:
+    """Why the config's student cannot take a ``loss`` option (``None`` when it can)."""
+    student = import_object(config["model"]["class_path"])
+    if "loss" in inspect.signature(student.__init__).parameters:
+        return None
+    return f"the student {student.__name__} has no loss option"
+
+
 @dataclass(frozen=True)
 class Variant:
-    """A row that runs the config's own trust function with a few overrides (e.g. another selection): its row
-    name, the overrides, and a function of the resolved config giving its label."""
+    """A row that runs a trust function with a few overrides (another selection, another student loss): the
+    overrides, a function of the resolved config giving its label, the row whose trust function it runs (the
+    config's own when ``None``), whether it differs on the student side only (``compare --trust_only`` leaves it
+    out) and why it cannot run on a config (``None``: it can)."""
 
     overrides: tuple[str, ...]
     title: Callable[[dict], str]
+    trust: str | None = None
+    student_side: bool = False
+    unsupported: Callable[[dict], str | None] = lambda config: None
 
 
-# the certified selection of the config's own trust function, n chosen at the config's purity and delta
-VARIANTS = {"certified": Variant(("--data.selection.mode=certified",), lambda c: (
-    f"certified: purity ≥ {c['data']['selection']['init_args']['purity']:g} w.p. ≥ "
-    f"{1 - c['data']['selection']['init_args']['delta']:g}"))}
+LOGCONF = ("--model.init_args.loss=logconf",)
+VARIANTS = {
+    # the certified selection of the config's own trust function, n chosen at the config's purity and delta
+    "certified": Variant(("--data.selection.mode=certified",), lambda c: (
+        f"certified: purity ≥ {c['data']['selection']['init_args']['purity']:g} w.p. ≥ "
+        f"{1 - c['data']['selection']['init_args']['delta']:g}")),
+    # Burns et al.'s auxiliary confidence loss on every weak label, and on the NTF's trusted subset
+    "logconf": Variant(LOGCONF, lambda c: "aux. confidence loss", "naive", True, student_has_loss),
+    "ntf+logconf": Variant(LOGCONF, lambda c: "aux. confidence loss", "ntf", True, student_has_loss),
+}
 COLUMNS = ["row", "trust AUC", "PRR", "AURC", "ECE", "Brier", "purity@n", "n", "student accuracy", "recovery %"]
 
 
@@ -60,8 +80,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                             "the fit config (e.g. configs/toy.yaml)")
     parser.add_argument("--rows", nargs="*", default=None,
                         help=f"rows to run (default: all): {BASE} {' '.join(ROWS)}, the config's own trust "
-                             f"function's row, and {' '.join(VARIANTS)} (the config's own trust function with a "
-                             "certified selection at the config's selection.purity and delta)")
+                             f"function's row, and the variant rows certified (the config's own trust function with "
+                             "a certified selection at the config's selection.purity and delta), logconf and "
+                             "ntf+logconf (Naive and NTF with Burns et al.'s auxiliary confidence loss)")
     parser.add_argument("--workers", type=int, default=None,
                         help="runs in parallel, each in its own process with cores/workers threads (default: "
                              "2 when the config trains on CPU and the machine has ≥ 2 cores, else 1)")
@@ -87,20 +108,28 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     args.resolved = resolve_config(["--config", str(args.config), *extra])
     args.own = import_object(args.resolved["trust"]["class_path"])
     args.table = table_rows(args.own)
-    own_title = args.own.title or args.own.__name__
-    args.titles = {BASE: "Base student (no training)", **{r: c.title or c.__name__ for r, c in args.table.items()},
-                   **{r: f"{own_title}, {v.title(args.resolved)}" for r, v in VARIANTS.items()}}
-    if args.rows is None:  # every row that can run on the config's task
+    args.titles = {BASE: "Base student (no training)", **{r: c.title or c.__name__ for r, c in args.table.items()}}
+    args.titles |= {r: f"{args.titles[v.trust] if v.trust else args.own.title or args.own.__name__}, "
+                       f"{v.title(args.resolved)}" for r, v in VARIANTS.items()}
+    if args.rows is None:  # every row that can run on the config's task and student
         from w2s.config import instantiate
 
         task = instantiate(args.resolved["data"]["task"])
         left_out = {r: why for r, c in args.table.items() if (why := c.unsupported(task))}
+        for row, variant in VARIANTS.items():
+            if why := variant.unsupported(args.resolved):
+                left_out[row] = why
+            elif args.trust_only and variant.student_side:
+                left_out[row] = "it differs from its trust function's row on the student side only"
         for row, why in left_out.items():
             print(f"[compare] row {row} left out: {why}", flush=True)
-        args.rows = [BASE, *(r for r in args.table if r not in left_out), *VARIANTS]
+        args.rows = [BASE, *(r for r in [*args.table, *VARIANTS] if r not in left_out)]
     unknown = [r for r in args.rows if r != BASE and r not in args.table and r not in VARIANTS]
     if unknown:
         parser.error(f"unknown row(s) {unknown}; choose from {BASE} {' '.join(args.table)} {' '.join(VARIANTS)}")
+    for row in args.rows:
+        if row in VARIANTS and (why := VARIANTS[row].unsupported(args.resolved)):
+            parser.error(f"row {row} cannot run on this config: {why}")
     if args.in_process and args.workers not in (None, 1):
         parser.error("--in_process runs one fit at a time; drop --workers")
     if args.in_process:
@@ -118,7 +147,7 @@ def row_config_args(args: argparse.Namespace, row: str) -> list[str]:
     trust function keeps its settings; a variant row runs it with the variant's overrides) and the row's
     init_args."""
     variant = VARIANTS.get(row)
-    cls = args.own if variant else args.table[row]
+    cls = args.table[variant.trust] if variant and variant.trust else args.own if variant else args.table[row]
     trust = [] if cls is args.own else ["--trust", cls.__name__]
     init = [f"--trust.init_args.{k}={v if isinstance(v, str) else json.dumps(v)}"
             for k, v in args.trust_args.get(row, {}).items()]

@@ -83,6 +83,10 @@ class W2SDataModule(L.LightningDataModule):
         if stage == "fit" and self._train is None:
             if self.subset is None:
                 raise W2SError("training needs the trusted subset: connect(student, run_protocol(...)) first")
+            if self._student.trains_on_options and self.subset.examples and \
+                    not self.student_task.options(self.subset.examples[0]):
+                raise W2SError(f"{type(self._student).__name__} trains on every option of a question (e.g. loss: "
+                               f"logconf), but {type(self.student_task).__name__} is free-form; use loss: xent")
             self._shuffle_seed = torch.initial_seed()  # seed_everything's seed, whatever the trust fit drew since
             self._train = [self._train_row(ex, y) for ex, y in zip(self.subset.examples, self.subset.labels)]
 
@@ -101,10 +105,17 @@ class W2SDataModule(L.LightningDataModule):
         return self.tokenizer(text, add_special_tokens=self.student_task.add_special_tokens).input_ids
 
     def _train_row(self, example: dict, label: str) -> dict:
-        prompt = self._prompt_ids(example)
-        answer = self.tokenizer(self.student_task.completion(label, example), add_special_tokens=False).input_ids
-        return {"prompt_ids": prompt[max(0, len(prompt) + len(answer) - self.max_length):], "answer_ids": answer,
-                "label": label, "example": example}
+        task, prompt = self.student_task, self._prompt_ids(example)
+        answer = self.tokenizer(task.completion(label, example), add_special_tokens=False).input_ids
+        row = {"prompt_ids": prompt[max(0, len(prompt) + len(answer) - self.max_length):], "answer_ids": answer,
+               "label": label, "example": example}
+        if self._student.trains_on_options:  # every option's completion; the weak label's index among them
+            texts = [task.completion(option, example) for option in task.options(example)]
+            continuations = self.tokenizer(texts, add_special_tokens=False).input_ids
+            row |= {"prompt_ids": prompt[max(0, len(prompt) + max(map(len, continuations)) - self.max_length):],
+                    "continuations": continuations, "chars": [len(t) for t in texts],
+                    "weak": task.options(example).index(label), "group": 0}
+        return row
 
     def _eval_row(self, example: dict, options: list[int] | None) -> dict:
         task, group = self.student_task, self.eval_groups.index(example["benchmark"]) if self.eval_groups else 0
