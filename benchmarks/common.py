@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import resource
 import statistics
 import sys
@@ -10,6 +12,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python benchmarks/x.py` from a checkout
+
+
+def machine_load(when: str) -> float:
+    """Print the 1-minute load average and warn when it exceeds the cores this process may use: every ratio of
+    a loaded machine is suspect (another process takes a share of one side's time and not the other's)."""
+    load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    warning = f"  WARNING: load above the {cores} cores: the figures below are not trustworthy" if load > cores else ""
+    print(f"# machine load at {when}: {load:.2f} (1-min average, {cores} cores){warning}", flush=True)
+    return load
+
+
+machine_load("start")  # every benchmark imports this module first
+atexit.register(machine_load, "end")
 
 
 def best_of(fn: Callable[[], object], repeats: int = 3) -> float:

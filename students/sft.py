@@ -44,6 +44,8 @@ class LoRASFTStudent(LoRAStudent):
             ``aux_coef``, in [0, 1) (Burns et al.: 0.1).
     """
 
+    train_batch = staticmethod(sft_batch)  # loss logconf: every option of a question (``choice_batch``)
+
     def __init__(
         self,
         model: str,
@@ -70,7 +72,8 @@ class LoRASFTStudent(LoRAStudent):
             raise W2SError(f"LoRASFTStudent.loss must be xent or logconf (got {loss!r})")
         super().__init__()
         self.trains_on_options = loss == "logconf"
-        self.train_batch = partial(choice_batch, answer="weak") if self.trains_on_options else sft_batch
+        if self.trains_on_options:
+            self.train_batch = partial(choice_batch, answer="weak")
         self.save_hyperparameters()
         self.model = lora_model(model, lora_r, lora_alpha, target_modules, dtype, lora_dropout, trust_remote_code,
                                 gradient_checkpointing)

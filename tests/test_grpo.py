@@ -178,8 +178,8 @@ def test_each_student_reads_its_own_batch_format(tiny_math_world):
     subset = SimpleNamespace(examples=examples, labels=["0", "1", "2"])
     batches = {}
     for student in (GRPOStudent, LoRASFTStudent):
-        module = W2SDataModule(task, teacher=None).connect(SimpleNamespace(tokenizer=tokenizer,
-                                                                           train_batch=student.train_batch), subset)
+        module = W2SDataModule(task, teacher=None).connect(SimpleNamespace(
+            tokenizer=tokenizer, train_batch=student.train_batch, trains_on_options=student.trains_on_options), subset)
         module.setup("fit")
         batches[student] = next(iter(module.train_dataloader()))
     order = [examples.index(ex) for ex in batches[GRPOStudent]["examples"]]  # the loader shuffles

@@ -38,13 +38,15 @@ def plain_scores(model, tokenizer, prompt: str, options: list[str]) -> tuple[lis
     return scores, states
 
 
+@pytest.mark.parametrize("share_prompt", [True, False])
 @pytest.mark.parametrize("position,offset", [("appended", 0), ("produced", 1)])
-def test_the_weak_label_is_the_most_likely_option_and_its_state_is_read_where_it_ends(setting, position, offset):
+def test_the_weak_label_is_the_most_likely_option_and_its_state_is_read_where_it_ends(setting, position, offset,
+                                                                                     share_prompt):
     from w2s.models import load_causal_lm, load_tokenizer
 
     root, lm = setting
     task = LocalMultipleChoice(str(root / "data"), interface="likelihood")
-    teacher = Teacher(str(lm), batch_size=5, position=position, dtype="float32",
+    teacher = Teacher(str(lm), batch_size=5, position=position, dtype="float32", share_prompt=share_prompt,
                       features=["1:produced", "0:prompt_mean", "2:prompt_last"])
     model, tokenizer = load_causal_lm(str(lm), "float32"), load_tokenizer(str(lm))
     split = task.load()["target"]
@@ -151,7 +153,7 @@ def test_a_student_may_answer_by_letter_while_the_teacher_answers_by_likelihood(
     assert task.option_texts(QUESTIONS[0]) is not None and student_task.option_texts(QUESTIONS[0]) is None
     assert task.prompt(QUESTIONS[0]).startswith("Question: ") and "\nA. red\n" in student_task.prompt(QUESTIONS[0])
     tokenizer = load_tokenizer(str(lm))
-    student = SimpleNamespace(tokenizer=tokenizer, train_batch=sft_batch)
+    student = SimpleNamespace(tokenizer=tokenizer, train_batch=sft_batch, trains_on_options=False)
     data = W2SDataModule(task, teacher=None).connect(student, SimpleNamespace(examples=QUESTIONS[:1], labels=["C"]))
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))

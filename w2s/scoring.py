@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from w2s.batching import pad_batch
+
 
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     """Next-token logits of hidden states: the model's output layer, then what its own forward does after it
@@ -57,3 +59,94 @@ def score_continuations(model, input_ids: torch.Tensor, attention_mask: torch.Te
     per_token, per_entropy = (torch.zeros(input_ids.shape, device=input_ids.device) for _ in range(2))
     per_token[rows, cols + 1], per_entropy[rows, cols + 1] = chosen, entropy
     return Scored(per_token, per_entropy, out.hidden_states if hidden_states else None)
+
+
+@dataclass
+class OptionScores:
+    """Every option of every question scored as the continuation of its question's prompt (:func:`score_options`).
+
+    Sequence ``s`` is option ``options[s]`` after prompt ``question[s]``; positions count from the prompt's first
+    token, so position ``p`` of sequence ``s`` is a prompt token when ``p < prompt_lengths[question[s]]``.
+
+    Attributes:
+        total: ``[S]`` the summed log-probability of each option's tokens.
+        entropy: ``[S]`` the summed entropy of the distributions that predicted them.
+        tokens: ``[S]`` each option's number of tokens.
+    """
+
+    total: torch.Tensor
+    entropy: torch.Tensor
+    tokens: torch.Tensor
+    question: torch.Tensor
+    prompt_lengths: torch.Tensor
+    prompt_states: tuple[torch.Tensor, ...] | None  # shared: [B, Lp, d] per layer, prompts left-padded
+    option_states: tuple[torch.Tensor, ...] | None  # shared: [S, M, d] per layer, options right-padded
+    full_states: tuple[torch.Tensor, ...] | None = None  # full sequences: [S, T, d] per layer, right-padded
+
+    def state(self, layer: int, seqs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``[n, d]`` the layer's state of sequence ``seqs[i]`` at position ``positions[i]``."""
+        if self.full_states is not None:
+            return self.full_states[layer][seqs, positions]
+        prompt, option = self.prompt_states[layer], self.option_states[layer]
+        q = self.question[seqs]
+        length = self.prompt_lengths[q]
+        in_prompt = positions < length
+        from_prompt = prompt[q, (prompt.shape[1] - length + positions).clamp(max=prompt.shape[1] - 1)]
+        from_option = option[seqs, (positions - length).clamp(min=0)]
+        return torch.where(in_prompt.unsqueeze(-1), from_prompt, from_option)
+
+    def prompt_last(self, layer: int, seqs: torch.Tensor) -> torch.Tensor:
+        """``[n, d]`` the state at the prompt's final token."""
+        return self.state(layer, seqs, self.prompt_lengths[self.question[seqs]] - 1)
+
+    def prompt_mean(self, layer: int, seqs: torch.Tensor) -> torch.Tensor:
+        """``[n, d]`` the mean state over the prompt's tokens."""
+        q = self.question[seqs]
+        length = self.prompt_lengths[q]
+        states = self.full_states[layer][seqs] if self.full_states is not None else self.prompt_states[layer][q]
+        width = states.shape[1]
+        columns = torch.arange(width, device=states.device)[None]  # [1, W]
+        # full sequences are right-padded (prompt first), shared prompts left-padded (prompt last)
+        inside = (columns < length[:, None]) if self.full_states is not None else (columns >= width - length[:, None])
+        return (states * inside.unsqueeze(-1)).sum(1) / length[:, None]
+
+
+def score_options(model, prompts: list[list[int]], options: list[list[int]], question: list[int], pad: int,
+                  hidden_states: bool = False, shared: bool = True) -> OptionScores:
+    """Score option ``options[s]`` as the continuation of prompt ``prompts[question[s]]``, for every ``s``.
+
+    ``shared``: each prompt goes through the model once and its options continue from its key/value cache (prompts
+    left-padded, explicit position ids); otherwise every prompt + option is one full sequence. Both give the same
+    log-probabilities and states up to float rounding; sharing saves the prompt's compute K − 1 times for K
+    options."""
+    device = model.device
+    question_t = torch.as_tensor(question, device=device)
+    if not shared:
+        sequences = [prompts[q] + o for q, o in zip(question, options)]
+        ids, mask = pad_batch(sequences, pad, left=False)
+        marks, _ = pad_batch([[0] * len(prompts[q]) + [1] * len(o) for q, o in zip(question, options)], 0, left=False)
+        out = score_continuations(model, ids.to(device), mask.to(device), marks.to(device), hidden_states)
+        return OptionScores(out.logprobs.sum(1), out.entropy.sum(1), marks.sum(1).to(device), question_t,
+                            torch.tensor([len(p) for p in prompts], device=device), None, None, out.hidden_states)
+    decoder = model.get_decoder()
+    prompt_ids, prompt_mask = (t.to(device) for t in pad_batch(prompts, pad, left=True))  # [B, Lp]
+    first = decoder(input_ids=prompt_ids, attention_mask=prompt_mask,
+                    position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
+                    output_hidden_states=hidden_states)
+    first_logprobs = output_logits(model, first.last_hidden_state[:, -1]).float().log_softmax(-1)  # [B, V]
+    first_entropy = -(first_logprobs.exp() * first_logprobs).sum(-1)  # [B]
+    cache = first.cache
+    cache.batch_select_indices(question_t)  # every option continues its own prompt's keys and values
+    option_ids, option_mask = (t.to(device) for t in pad_batch(options, pad, left=False))  # [S, M]
+    lengths = prompt_mask.sum(1)  # [B]
+    positions = lengths[question_t, None] + torch.arange(option_ids.shape[1], device=device)  # [S, M]
+    out = decoder(input_ids=option_ids, attention_mask=torch.cat([prompt_mask[question_t], option_mask], 1),
+                  position_ids=positions, cache=cache, use_cache=True, output_hidden_states=hidden_states)
+    rows, cols = option_mask[:, 1:].bool().nonzero(as_tuple=True)  # option token t + 1 is predicted at t
+    logprobs = output_logits(model, out.last_hidden_state[rows, cols]).float().log_softmax(-1)  # [N, V]
+    chosen = logprobs.gather(-1, option_ids[rows, cols + 1].unsqueeze(-1)).squeeze(-1)  # [N]
+    entropy = -(logprobs.exp() * logprobs).sum(-1)
+    total = first_logprobs[question_t].gather(-1, option_ids[:, :1]).squeeze(-1).index_add(0, rows, chosen)
+    entropy_sum = first_entropy[question_t].index_add(0, rows, entropy)
+    return OptionScores(total, entropy_sum, option_mask.sum(1), question_t, lengths,
+                        first.hidden_states if hidden_states else None, out.hidden_states if hidden_states else None)

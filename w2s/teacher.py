@@ -66,6 +66,9 @@ class Teacher:
         outputs_dir: read the pass from outside teacher outputs in this directory (``w2s/outside.py``: a pass
             produced elsewhere, e.g. with vLLM, or exported by ``python -m w2s.label --export``) instead of running
             ``model``; extra passes of trust functions (ICL, P(True), samples) still run ``model``.
+        share_prompt: by likelihood, run each prompt once and score its options from its key/value cache (the
+            same scores and states as full sequences up to float rounding, and about K times less prompt
+            compute); off: one full sequence per option. Not part of the cache key.
     """
 
     def __init__(
@@ -81,10 +84,12 @@ class Teacher:
         shard_size: int = 1024,
         cache_dtype: Literal["float32", "float16"] = "float32",
         outputs_dir: str | None = None,
+        share_prompt: bool = True,
     ) -> None:
         check_ranges("Teacher", batch_size=(batch_size, "int >= 1"), max_new_tokens=(max_new_tokens, "int >= 1"),
                      shard_size=(shard_size, "int >= 1"))
         self.shard_size, self.cache_dtype, self.outputs_dir = shard_size, cache_dtype, outputs_dir
+        self.share_prompt = share_prompt
         self.model, self.batch_size, self.max_new_tokens = model, batch_size, max_new_tokens
         self.layer, self.position, self.dtype, self.trust_remote_code = layer, position, dtype, trust_remote_code
         self.features = sorted(set(features or []))
@@ -305,44 +310,39 @@ class Teacher:
         return result
 
     def _likelihood(self, model, tokenizer, plan: PassPlan, idx: np.ndarray) -> dict[str, list]:
-        """Score every option of examples ``idx`` as the continuation of its prompt (one forward over all of
-        them); the weak label is the most likely option, g(x, ŷ) the state at its final token."""
-        from w2s.scoring import score_continuations
+        """Score every option of examples ``idx`` as the continuation of its prompt (``share_prompt``: each
+        prompt once, its options from its key/value cache); the weak label is the most likely option, g(x, ŷ)
+        the state at its final token."""
+        from w2s.scoring import score_options
 
         pairs = [(j, k) for j, i in enumerate(idx) for k in range(len(plan.option_tokens[i]))]
-        prompts = [plan.token_ids[idx[j]] for j, _ in pairs]
-        options = [plan.option_tokens[idx[j]][k] for j, k in pairs]
-        ids, mask = pad_batch([p + o for p, o in zip(prompts, options)], tokenizer.pad_token_id, left=False)
-        marks, _ = pad_batch([[0] * len(p) + [1] * len(o) for p, o in zip(prompts, options)], 0, left=False)
-        device = model.device
-        out = score_continuations(model, ids.to(device), mask.to(device), marks.to(device), hidden_states=True)
-        total, n_tokens = out.logprobs.sum(1).cpu(), marks.sum(1)  # [S]
+        question = [j for j, _ in pairs]
+        scored = score_options(model, [plan.token_ids[i] for i in idx],
+                               [plan.option_tokens[idx[j]][k] for j, k in pairs], question, tokenizer.pad_token_id,
+                               hidden_states=True, shared=self.share_prompt)
+        total, n_tokens = scored.total.cpu(), scored.tokens.cpu()  # [S]
         chars = torch.tensor([len(plan.option_texts[idx[j]][k]) for j, k in pairs], dtype=torch.float32)
         score = total / chars.clamp(min=1) if plan.normalize == "chars" else total
         width = max(len(t) for t in plan.option_tokens)
         table = torch.full((len(idx), width), float("-inf"))
-        table[[j for j, _ in pairs], [k for _, k in pairs]] = score  # [B, K] option scores
+        table[question, [k for _, k in pairs]] = score  # [B, K] option scores
         seq = torch.full((len(idx), width), -1, dtype=torch.long)
-        seq[[j for j, _ in pairs], [k for _, k in pairs]] = torch.arange(len(pairs))
+        seq[question, [k for _, k in pairs]] = torch.arange(len(pairs))
         chosen = seq[torch.arange(len(idx)), table.argmax(1)]  # [B] the chosen option's sequence
-        last = mask.sum(1)[chosen] - 1  # its final token
-        at = (last - (1 if self.position == "produced" else 0)).to(device)  # produced: the state predicting it
-        states = out.hidden_states
+        last = torch.tensor([len(plan.token_ids[idx[j]]) for j in question])[chosen] + n_tokens[chosen] - 1
+        at = (last - (1 if self.position == "produced" else 0)).to(model.device)  # produced: the state predicting it
+        chosen = chosen.to(model.device)
         result = {
             "generation": [plan.option_texts[i][int(k)] for i, k in zip(idx, table.argmax(1))],
-            "hidden": list(states[self.layer][chosen.to(device), at].float().cpu().numpy()),
-            "token_logprob": (total[chosen] / n_tokens[chosen]).tolist(),
-            "token_entropy": (out.entropy.sum(1).cpu()[chosen] / n_tokens[chosen]).tolist(),
+            "hidden": list(scored.state(self.layer, chosen, at).float().cpu().numpy()),
+            "token_logprob": (total[chosen.cpu()] / n_tokens[chosen.cpu()]).tolist(),
+            "token_entropy": (scored.entropy.cpu()[chosen.cpu()] / n_tokens[chosen.cpu()]).tolist(),
             "option_logprobs": list(table.numpy()),
         }
         for name, (layer, pooling) in self._feature_specs.items():
-            if pooling == "produced":
-                values = states[layer][chosen.to(device), at]
-            elif pooling == "prompt_last":  # the prompt's final token, before any option
-                values = states[layer][chosen.to(device), ((mask - marks)[chosen].sum(1) - 1).to(device)]
-            else:  # prompt_mean: the chosen sequence's prompt tokens (the same for every option)
-                prompt = (1 - marks[chosen]).to(device) * mask[chosen].to(device)
-                values = (states[layer][chosen.to(device)] * prompt.unsqueeze(-1)).sum(1) / prompt.sum(1, keepdim=True)
+            values = (scored.state(layer, chosen, at) if pooling == "produced"
+                      else scored.prompt_last(layer, chosen) if pooling == "prompt_last"  # before any option
+                      else scored.prompt_mean(layer, chosen))  # the prompt's tokens (the same for every option)
             result[f"feature:{name}"] = list(values.float().cpu().numpy())
         return result
 
