@@ -15,10 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as `python b
 
 
 def machine_load(when: str) -> float:
-    """Print the 1-minute load average and warn when it exceeds the cores this process may use: every ratio of
-    a loaded machine is suspect (another process takes a share of one side's time and not the other's)."""
+    """Print the 1-minute load average and warn when other work shares the machine: every ratio of a loaded
+    machine is suspect (another process takes a share of one side's time and not the other's). At the start the
+    load should be near 0 and is flagged above the core count; at the end it includes this benchmark's own
+    threads (up to the core count), so it is flagged above the core count + 1."""
     load, cores = os.getloadavg()[0], len(os.sched_getaffinity(0))
-    warning = f"  WARNING: load above the {cores} cores: the figures below are not trustworthy" if load > cores else ""
+    limit = cores if when == "start" else cores + 1
+    warning = f"  WARNING: load above {limit}: other work shared the machine, the figures are not trustworthy" \
+        if load > limit else ""
     print(f"# machine load at {when}: {load:.2f} (1-min average, {cores} cores){warning}", flush=True)
     return load
 
@@ -45,6 +49,7 @@ def interleaved(candidates: dict[str, Callable[[], object]], repeats: int = 3) -
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
+            print(f"# {name}: {times[name][-1]:.2f} s", flush=True)  # each call as it ends (long runs show progress)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

