@@ -11,7 +11,7 @@ drifting load hits both alike):
   ≥ 1.5× faster), and that both passes give the same weak labels and states within 1e-3;
 - the lettered generation pass (prompt with lettered options, one new token) vs bare ``generate`` (goal ≤ 1.10);
 - the NTF's fit + score on the pass's states (d = 576) vs the pass itself (goal ≤ 5 %);
-- this process's peak RSS (the teacher pass).
+- the peak RSS of our likelihood pass alone (in a fresh process).
 Ours includes planning (rendering and tokenizing every prompt), the hidden-state capture and assembling the
 outputs; the baselines start from the same token ids.
 """
@@ -19,6 +19,8 @@ outputs; the baselines start from the same token ids.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 
 import common
@@ -140,16 +142,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=256, help="ARC-Easy test questions (2,376 at most)")
     parser.add_argument("--batch_size", type=int, default=16, help="questions per batch")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["likelihood", "lettered", "ntf"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["likelihood", "lettered", "ntf", "rss"])
+    parser.add_argument("--pass_only", action="store_true", help=argparse.SUPPRESS)  # the peak-RSS subprocess
     args = parser.parse_args()
     model, tokenizer = load_causal_lm(MODEL, "float32"), load_tokenizer(MODEL)
+    if args.pass_only:  # our likelihood pass alone, so that the peak is its own and not a baseline's
+        task, split = arc(args.n, "likelihood")
+        Teacher(MODEL, batch_size=args.batch_size, position="appended", dtype="float32").run(model, tokenizer, task,
+                                                                                              split)
+        print(f"# peak RSS of our likelihood pass alone (model loaded, {args.n} questions): "
+              f"{common.peak_rss_mb():.0f} MB", flush=True)
+        return
     if "lettered" not in args.skip:
         lettered(args, model, tokenizer)
     if "likelihood" not in args.skip:
         pass_time, outputs = likelihood(args, model, tokenizer)
         if "ntf" not in args.skip:
             ntf(outputs, pass_time)
-    print(f"# peak RSS of this process (model, passes): {common.peak_rss_mb():.0f} MB")
+    print(f"# peak RSS of this process (model, our passes and the baselines' full logits): "
+          f"{common.peak_rss_mb():.0f} MB", flush=True)
+    if "rss" not in args.skip:
+        subprocess.run([sys.executable, __file__, "--pass_only", "--n", str(args.n), "--batch_size",
+                        str(args.batch_size)], check=True)
 
 
 if __name__ == "__main__":
