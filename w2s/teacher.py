@@ -331,14 +331,14 @@ class Teacher:
         chosen = seq[torch.arange(len(idx)), table.argmax(1)]  # [B] the chosen option's sequence
         last = torch.tensor([len(plan.token_ids[idx[j]]) for j in question])[chosen] + n_tokens[chosen] - 1
         at = (last - (1 if self.position == "produced" else 0)).to(model.device)  # produced: the state predicting it
-        chosen = chosen.to(model.device)
         result = {
             "generation": [plan.option_texts[i][int(k)] for i, k in zip(idx, table.argmax(1))],
-            "hidden": list(scored.state(self.layer, chosen, at).float().cpu().numpy()),
-            "token_logprob": (total[chosen.cpu()] / n_tokens[chosen.cpu()]).tolist(),
-            "token_entropy": (scored.entropy.cpu()[chosen.cpu()] / n_tokens[chosen.cpu()]).tolist(),
+            "token_logprob": (total[chosen] / n_tokens[chosen]).tolist(),
+            "token_entropy": (scored.entropy.cpu()[chosen] / n_tokens[chosen]).tolist(),
             "option_logprobs": list(table.numpy()),
         }
+        chosen = chosen.to(model.device)  # the states live on the model's device
+        result["hidden"] = list(scored.state(self.layer, chosen, at).float().cpu().numpy())
         for name, (layer, pooling) in self._feature_specs.items():
             values = (scored.state(layer, chosen, at) if pooling == "produced"
                       else scored.prompt_last(layer, chosen) if pooling == "prompt_last"  # before any option
