@@ -19,6 +19,7 @@ outputs; the baselines start from the same token ids.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -163,7 +164,7 @@ def main() -> None:
           f"{common.peak_rss_mb():.0f} MB", flush=True)
     if "rss" not in args.skip:
         subprocess.run([sys.executable, __file__, "--pass_only", "--n", str(args.n), "--batch_size",
-                        str(args.batch_size)], check=True)
+                        str(args.batch_size)], check=True, env={**os.environ, "W2S_BENCH_CHILD": "1"})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     pip install -e .[bench]   # trl
     python benchmarks/sft_vs_trl.py [--model toy:0/student] [--steps 60] [--batch_size 16]
-    python benchmarks/sft_vs_trl.py --data arc --model pip:gemma-3-270m --steps 12 --batch_size 8 --repeats 1
+    python benchmarks/sft_vs_trl.py --data arc --model pip:gemma-3-270m --steps 3 --batch_size 8 --repeats 3
 
 Both train with loss on the completion (answer) tokens only; the printed ratio is training tokens/s of ours
 over TRL's (goal ≥ 1.0 on the toy student, ≥ 1.2 on the real one). ``--data arc``: lettered ARC-Easy questions

@@ -144,6 +144,7 @@ class GRPOStudent(LoRAStudent):
                                 trust_remote_code=trust_remote_code, gradient_checkpointing=gradient_checkpointing)
         self.tokenizer = load_tokenizer(model, trust_remote_code)
         self.max_new_tokens = max_new_tokens
+        self.gradient_checkpointing = gradient_checkpointing
         self.reward_fn: Callable[[str, str], float] | None = None
         self._calls = 0
 

@@ -33,7 +33,7 @@ class LoRAStudent(L.LightningModule):
     the adapter only, and accuracy on the target test split, logged by validation and test.
 
     Accuracy is the option with the highest answer-token logit for lettered multiple-choice batches
-    (``option_ids``), the most likely option text for likelihood batches (``scored``), and for free-form batches
+    (``option_ids``), the most likely option text for likelihood batches (``options``), and for free-form batches
     (math, chess moves) the task's ``judge`` of a greedy generation of up to ``max_new_tokens`` tokens in its
     example's context. When the split mixes benchmarks, each one's accuracy is logged too.
 
@@ -41,9 +41,12 @@ class LoRAStudent(L.LightningModule):
         train_batch: how this student's training rows become a batch (``w2s.batching``): ``(rows, pad) -> batch``.
         trains_on_options: whether its training rows carry every option's completion besides the weak label's
             (``continuations``, ``chars``, ``weak``), as a loss over the options needs.
+        gradient_checkpointing: whether the model recomputes activations in the backward pass (which turns its
+            key/value cache off in training).
     """
 
     max_new_tokens: int = 256
+    gradient_checkpointing: bool = False
     train_batch: Callable[[list[dict], int], dict]
     trains_on_options: bool = False
 
@@ -67,7 +70,7 @@ class LoRAStudent(L.LightningModule):
         self.model.save_pretrained(directory)
 
     def _accuracy(self, batch: dict) -> torch.Tensor:
-        if "scored" in batch:
+        if "options" in batch:
             return self._likelihood_accuracy(batch)
         if "option_ids" not in batch:
             return self._generated_accuracy(batch)
@@ -81,19 +84,21 @@ class LoRAStudent(L.LightningModule):
     def option_logprobs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The student's summed log-probability of every option's completion in a ``choice_batch`` as a
         ``[questions, K]`` table (``-inf`` where a question offers fewer options), the options' token counts, and
-        the scores it answers by (per character where the task normalises by length)."""
-        from w2s.scoring import score_continuations
+        the scores it answers by (per character where the task normalises by length).
 
-        total = score_continuations(self.model, batch["input_ids"], batch["attention_mask"],
-                                    batch["scored"]).logprobs.sum(1)  # [S] one per (question, option) sequence
-        shape = (len(batch["group"]), int(batch["option"].max()) + 1)
-        table = total.new_full(shape, float("-inf")).index_put((batch["question"], batch["option"]), total)
-        tokens = total.new_zeros(shape).index_put((batch["question"], batch["option"]),
-                                                  batch["scored"].sum(1).to(total.dtype))
+        Each prompt runs once and its options continue from its key/value cache, gradients included; with
+        gradient checkpointing in training (which turns the cache off) every prompt + option is a full sequence."""
+        from w2s.scoring import score_options
+
+        shared = not (torch.is_grad_enabled() and self.gradient_checkpointing)
+        scores = score_options(self.model, batch["prompts"], batch["options"], batch["question"].tolist(),
+                               self.tokenizer.pad_token_id, shared=shared)  # one score per (question, option)
+        shape, at = (len(batch["group"]), int(batch["option"].max()) + 1), (batch["question"], batch["option"])
+        table = scores.total.new_full(shape, float("-inf")).index_put(at, scores.total)
+        tokens = scores.total.new_zeros(shape).index_put(at, scores.tokens.to(scores.total.dtype))
         decision = table
         if self.trainer.datamodule.student_task.normalize == "chars":
-            chars = total.new_ones(shape).index_put((batch["question"], batch["option"]), batch["chars"].clamp(min=1))
-            decision = table / chars
+            decision = table / scores.total.new_ones(shape).index_put(at, batch["chars"].clamp(min=1))
         return table, tokens, decision
 
     def _likelihood_accuracy(self, batch: dict) -> torch.Tensor:

@@ -36,8 +36,8 @@ class LoRASFTStudent(LoRAStudent):
         max_new_tokens: generation length when evaluating a free-form (math) task.
         loss: ``xent``, cross-entropy on the weak label's answer tokens; ``logconf``, Burns et al.'s auxiliary
             confidence loss (``students.losses.logconf_loss``): the target mixes the weak label with the student's
-            own hardened prediction among the options (multiple-choice tasks only; every option is scored, so a
-            step costs about K times the cross-entropy's forward).
+            own hardened prediction among the options (multiple-choice tasks only; every option is scored: the
+            prompt once, its options from the prompt's key/value cache).
         aux_coef: ``logconf``: the weight of the student's own prediction after the warm-up, in [0, 1] (Burns
             et al.: 0.5).
         aux_warmup: ``logconf``: the share of the optimizer steps over which the weight ramps from 0 to
@@ -79,6 +79,7 @@ class LoRASFTStudent(LoRAStudent):
                                 gradient_checkpointing)
         self.tokenizer = load_tokenizer(model, trust_remote_code)
         self.max_new_tokens = max_new_tokens
+        self.gradient_checkpointing = gradient_checkpointing
 
     def training_step(self, batch: dict, _) -> torch.Tensor:
         """Cross-entropy of the answer tokens (the output layer runs at their positions only), or the auxiliary
@@ -91,11 +92,13 @@ class LoRASFTStudent(LoRAStudent):
                                 self.hparams.aux_coef, self.hparams.aux_warmup)
             loss = logconf_loss(logprobs, tokens, batch["weak"], weight, decision)
             self.log("student/aux_weight", weight, batch_size=len(batch["weak"]))
+            size = len(batch["weak"])
         else:
             scored = batch["labels"] != -100
             logprobs = score_continuations(self.model, batch["input_ids"], batch["attention_mask"], scored).logprobs
             loss = -logprobs.sum() / scored[:, 1:].sum().clamp(min=1)
-        self.log("student/train_loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
+            size = len(batch["input_ids"])
+        self.log("student/train_loss", loss, prog_bar=True, batch_size=size)
         return loss
 
     def configure_optimizers(self):

@@ -135,3 +135,33 @@ def test_a_free_form_task_has_no_options_to_harden_over(setting):  # noqa: F811
     with pytest.raises(W2SError, match="trains on every option of a question .* but FreeForm is free-form; use "
                                        "loss: xent"):
         data.setup("fit")
+
+
+def test_with_gradient_checkpointing_the_option_loss_scores_full_sequences_with_the_same_gradients(setting):  # noqa: F811
+    """Gradient checkpointing turns the key/value cache off in training, so the loss over every option then
+    scores full sequences instead of continuing each prompt's cache: same loss, same LoRA gradients."""
+    from students import LoRASFTStudent
+    from w2s.data import W2SDataModule
+
+    root, lm = setting
+    task = LocalMultipleChoice(str(root / "data"), interface="likelihood")
+    losses, grads = [], []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        student = LoRASFTStudent(str(lm), loss="logconf", gradient_checkpointing=checkpointing)
+        for name, p in student.named_parameters():  # LoRA's B starts at zero, which would hide A's gradient
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.1)
+        data = W2SDataModule(task, teacher=None, batch_size=6).connect(
+            student, SimpleNamespace(examples=QUESTIONS[:6], labels=["A", "C", "C", "A", "D", "B"]))
+        data.setup("fit")
+        student.trainer = SimpleNamespace(datamodule=data, estimated_stepping_batches=10, global_step=5)
+        student.log = lambda *args, **kwargs: None
+        loss = student.training_step(next(iter(data.train_dataloader())), 0)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({n: p.grad for n, p in student.named_parameters() if p.requires_grad})
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-3, msg=name)

@@ -21,20 +21,26 @@ def tiny_model(arch: str):
     return AutoModelForCausalLM.from_config(config).eval()
 
 
-@pytest.mark.parametrize("arch", ["llama", "gemma3", "qwen3", "olmo2"])
-def test_shared_prompt_scoring_equals_full_sequences(arch):
-    model = tiny_model(arch)
+def questions() -> tuple[list[list[int]], list[list[int]], list[int]]:
+    """Three prompts of different lengths (left padding is exercised) with 4, 3 and 5 options of 1-4 tokens."""
     generator = torch.Generator().manual_seed(1)
 
     def tokens(n: int) -> list[int]:
         return torch.randint(1, 97, (n,), generator=generator).tolist()
 
-    prompts = [tokens(n) for n in (7, 12, 3)]  # prompts of different lengths: left padding is exercised
+    prompts = [tokens(n) for n in (7, 12, 3)]
     options, question = [], []
     for q, k in enumerate((4, 3, 5)):
         for _ in range(k):
             options.append(tokens(int(torch.randint(1, 5, (1,), generator=generator))))
             question.append(q)
+    return prompts, options, question
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "qwen3", "olmo2"])
+def test_shared_prompt_scoring_equals_full_sequences(arch):
+    model = tiny_model(arch)
+    prompts, options, question = questions()
     with torch.no_grad():
         full = score_options(model, prompts, options, question, pad=0, hidden_states=True, shared=False)
         shared = score_options(model, prompts, options, question, pad=0, hidden_states=True, shared=True)
@@ -62,3 +68,25 @@ def test_full_sequences_score_what_the_models_own_forward_scores():
         scored = score_options(model, [prompt], [option], [0], pad=0, shared=True)
     expected = logits[3, 7] + logits[4, 8]
     assert scored.total.item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_shared_prompt_gradients_equal_full_sequences(arch):
+    """The student's loss over every option (logconf) backpropagates through the prompt's key/value cache: the
+    LoRA weights get the gradients that full sequences give them."""
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_model(arch), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    for name, p in model.named_parameters():  # LoRA's B starts at zero, which would hide A's gradient
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    prompts, options, question = questions()
+    grads = []
+    for shared in (False, True):
+        model.zero_grad()
+        score_options(model, prompts, options, question, pad=0, shared=shared).total.sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
+    for name, full in grads[0].items():
+        assert full.abs().sum() > 0, name
+        torch.testing.assert_close(grads[1][name], full, atol=1e-4, rtol=1e-3, msg=name)

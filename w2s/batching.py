@@ -6,17 +6,19 @@ declares which training batch it reads (``LoRAStudent.train_batch``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
 
 def pad_batch(rows: list[list[int]], value: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of token ids padded with ``value`` to one width (on the left for generation), and their mask."""
-    side = "left" if left else "right"
-    ids = pad_sequence([torch.as_tensor(r, dtype=torch.long) for r in rows], batch_first=True,
-                       padding_value=value, padding_side=side)
-    mask = pad_sequence([torch.ones(len(r), dtype=torch.long) for r in rows], batch_first=True, padding_side=side)
-    return ids, mask
+    width = max((len(r) for r in rows), default=0)
+    ids = np.full((len(rows), width), value, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):  # filled in numpy: a tensor per row costs more than the copy itself
+        columns = slice(width - len(r), width) if left else slice(0, len(r))
+        ids[i, columns], mask[i, columns] = r, 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def sft_batch(rows: list[dict], pad: int) -> dict:
@@ -44,15 +46,14 @@ def option_batch(rows: list[dict], pad: int) -> dict:
 
 
 def choice_batch(rows: list[dict], pad: int, answer: str = "gold") -> dict:
-    """Every option of every question as one right-padded sequence (prompt + option), ``scored`` marking the
-    option's tokens; ``question`` / ``option`` say whose each sequence is, ``chars`` its option's length in
-    characters; ``answer`` (``gold`` to evaluate by likelihood, ``weak`` to train on every option, as the
-    auxiliary confidence loss does) the option index per question."""
+    """Every option of every question, scored as the continuation of its question's prompt
+    (``w2s.scoring.score_options``): ``prompts`` one token list per question, ``options`` one per (question, option)
+    sequence, ``question`` / ``option`` whose each sequence is, ``chars`` its option's length in characters;
+    ``answer`` (``gold`` to evaluate by likelihood, ``weak`` to train on every option, as the auxiliary confidence
+    loss does) the option index per question. ``pad`` is unused: ``score_options`` pads (it is the signature every
+    batch function shares)."""
     pairs = [(q, k) for q, r in enumerate(rows) for k in range(len(r["continuations"]))]
-    sequences = [rows[q]["prompt_ids"] + rows[q]["continuations"][k] for q, k in pairs]
-    marks = [[0] * len(rows[q]["prompt_ids"]) + [1] * len(rows[q]["continuations"][k]) for q, k in pairs]
-    input_ids, attention_mask = pad_batch(sequences, pad, left=False)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "scored": pad_batch(marks, 0, left=False)[0],
+    return {"prompts": [r["prompt_ids"] for r in rows], "options": [rows[q]["continuations"][k] for q, k in pairs],
             "question": torch.tensor([q for q, _ in pairs]), "option": torch.tensor([k for _, k in pairs]),
             "chars": torch.tensor([rows[q]["chars"][k] for q, k in pairs], dtype=torch.float32),
             answer: torch.tensor([r[answer] for r in rows]), "group": torch.tensor([r["group"] for r in rows])}

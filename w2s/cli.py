@@ -29,7 +29,9 @@ from w2s.protocol import run_protocol
 from w2s.report import log_run, run_results, save_run, summary
 from w2s.teacher import model_fingerprint
 
-EVALUATION_VERSION = 1  # bump when a change to the evaluation code changes what a cached base accuracy would be
+# bump when a change to the evaluation code changes what a cached base accuracy would be (2: likelihood evaluation
+# scores the options from their prompt's key/value cache, which can flip a near-tie)
+EVALUATION_VERSION = 2
 COMMANDS = {
     "fit": "run the protocol (teacher pass, trust fit, selection) and train the student on the trusted subset",
     "validate": "evaluate the student on the target test split",

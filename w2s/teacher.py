@@ -296,8 +296,8 @@ class Teacher:
         entropy = -(logprobs.exp() * logprobs).sum(-1)
         keep = torch.arange(generated.shape[1], device=generated.device)[None] <= final[:, None]
         result = {
-            "generation": tokenizer.batch_decode([g[: int(n)] for g, n in zip(generated, n_tokens)],
-                                                 skip_special_tokens=True),
+            "generation": tokenizer.batch_decode([g[:n] for g, n in zip(generated.tolist(), n_tokens.tolist())],
+                                                 skip_special_tokens=True),  # lists: tensors decode slowly
             "hidden": list(hidden.float().cpu().numpy()),
             "token_logprob": ((chosen * keep).sum(1) / keep.sum(1)).cpu().tolist(),
             "token_entropy": ((entropy * keep).sum(1) / keep.sum(1)).cpu().tolist(),
