@@ -325,3 +325,9 @@ def test_the_loss_rows_need_a_student_with_a_loss_option(capsys):
         capsys.readouterr().err
     args, _ = parse_args(["--config", str(ROOT / "configs" / "toy.yaml"), "--trust_only"])
     assert "logconf" not in args.rows and "certified" in args.rows
+    capsys.readouterr()
+    args, _ = parse_args(["--config", str(ROOT / "configs" / "toy.yaml"), "--trust_only", "--rows", "naive",
+                          "ntf+logconf", "ntf"])  # asked for by name: left out the same way, saying so
+    assert args.rows == ["naive", "ntf"]
+    assert "row ntf+logconf left out: it differs from its trust function's row on the student side only" in \
+        capsys.readouterr().out

@@ -119,8 +119,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         for row, variant in VARIANTS.items():
             if why := variant.unsupported(args.resolved):
                 left_out[row] = why
-            elif args.trust_only and variant.student_side:
-                left_out[row] = "it differs from its trust function's row on the student side only"
         for row, why in left_out.items():
             print(f"[compare] row {row} left out: {why}", flush=True)
         args.rows = [BASE, *(r for r in [*args.table, *VARIANTS] if r not in left_out)]
@@ -130,6 +128,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     for row in args.rows:
         if row in VARIANTS and (why := VARIANTS[row].unsupported(args.resolved)):
             parser.error(f"row {row} cannot run on this config: {why}")
+    if args.trust_only:  # default or asked for: such a row has the same trust scores as its trust function's row
+        for row in [r for r in args.rows if r in VARIANTS and VARIANTS[r].student_side]:
+            print(f"[compare] row {row} left out: it differs from its trust function's row on the student side only",
+                  flush=True)
+        args.rows = [r for r in args.rows if not (r in VARIANTS and VARIANTS[r].student_side)]
     if args.in_process and args.workers not in (None, 1):
         parser.error("--in_process runs one fit at a time; drop --workers")
     if args.in_process:

@@ -23,7 +23,7 @@ import torch
 
 from w2s import metrics
 from w2s.cache import atomic_write_text
-from w2s.compare import VARIANTS, row_config_args
+from w2s.compare import row_config_args
 from w2s.config import instantiate, resolve_config
 from w2s.errors import W2SError
 from w2s.intervals import bootstrap_interval
@@ -67,9 +67,7 @@ def trust_table(args: argparse.Namespace, extra: list[str]) -> dict:
     """Every trust row × seed on the cached teacher pass; writes trust_table.md / .csv / .json."""
     from w2s.selection import Selection
 
-    rows = [r for r in args.rows if r != "base" and not (r in VARIANTS and VARIANTS[r].student_side)]
-    for row in sorted(set(args.rows) - set(rows) - {"base"}):
-        print(f"[trust_only] row {row} left out: it differs from its trust function's row on the student side only")
+    rows = [r for r in args.rows if r != "base"]  # (compare's parse_args has left out the student-side rows)
     own = next(r for r, c in args.table.items() if c is args.own)
     if own not in rows:
         raise W2SError(f"--trust_only compares every row with the config's own trust function: add its row "
