@@ -50,6 +50,40 @@ def test_left_padding_and_batching_change_nothing(teacher_model, mixed_split):
     assert np.allclose(single.option_logprobs, batched.option_logprobs, atol=1e-4)
 
 
+@pytest.mark.parametrize("position", ["produced", "appended"])
+def test_the_one_token_pass_is_one_forward_with_generates_result(teacher_model, mixed_split, monkeypatch, position):
+    """With one new token and a plain greedy generation config the pass runs one forward pass instead of
+    ``generate``: every output (weak labels, states, features, log-probabilities, entropy) is generate's."""
+    import w2s.teacher
+    from w2s.scoring import plain_greedy
+
+    model, _ = teacher_model
+    assert plain_greedy(model)
+    features = ["0:prompt_mean", "1:produced", "-1:prompt_last"]
+    fast = _run(teacher_model, mixed_split, batch_size=8, position=position, features=features)
+    monkeypatch.setattr(w2s.teacher, "plain_greedy", lambda model: False)
+    slow = _run(teacher_model, mixed_split, batch_size=8, position=position, features=features)
+    assert fast.weak_labels == slow.weak_labels and fast.generations == slow.generations
+    for name in ("hidden", "option_logprobs", "token_logprobs", "token_entropy"):
+        assert np.allclose(getattr(fast, name), getattr(slow, name), atol=1e-5), name
+    for name in features:
+        assert np.allclose(fast.features[name], slow.features[name], atol=1e-5), name
+
+
+def test_a_generation_config_with_a_logits_processor_goes_through_generate(teacher_model):
+    from w2s.scoring import plain_greedy
+
+    model, _ = teacher_model
+    config = model.generation_config
+    before = config.repetition_penalty
+    try:
+        config.repetition_penalty = 1.3  # changes the greedy choice: only generate applies it
+        assert not plain_greedy(model)
+    finally:
+        config.repetition_penalty = before
+    assert plain_greedy(model)
+
+
 def test_outputs_are_consistent(teacher_model, mixed_split):
     out = _run(teacher_model, mixed_split, batch_size=8)
     assert len(out) == len(mixed_split) and out.hidden.shape == (len(mixed_split), 32)
@@ -83,18 +117,23 @@ def test_corrupt_cache_names_itself(teacher_model, mixed_split, tmp_path):
         load_outputs(tmp_path / "c")
 
 
-def test_nan_hidden_states_are_refused(teacher_model, mixed_split, monkeypatch):
+@pytest.mark.parametrize("max_new_tokens", [1, 2])  # one forward pass, generate
+def test_nan_hidden_states_are_refused(teacher_model, mixed_split, monkeypatch, max_new_tokens):
+    import w2s.teacher
+
     model, _ = teacher_model
-    original = model.generate
 
-    def poisoned(*args, **kwargs):
-        out = original(*args, **kwargs)
-        out.hidden_states[0][-1][0, -1, 0] = float("nan")
-        return out
+    def poison(run):
+        def poisoned(*args, **kwargs):
+            out = run(*args, **kwargs)
+            out.hidden_states[0][-1][0, -1, 0] = float("nan")
+            return out
+        return poisoned
 
-    monkeypatch.setattr(model, "generate", poisoned)
+    monkeypatch.setattr(model, "generate", poison(model.generate))
+    monkeypatch.setattr(w2s.teacher, "greedy_one_token", poison(w2s.teacher.greedy_one_token))
     with pytest.raises(W2SError, match="NaN/Inf"):
-        _run(teacher_model, mixed_split, batch_size=8)
+        _run(teacher_model, mixed_split, batch_size=8, max_new_tokens=max_new_tokens)
 
 
 def test_extra_features_equal_a_plain_forward(teacher_model, mixed_split):

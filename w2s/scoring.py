@@ -32,6 +32,41 @@ def logits_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, posi
     return output_logits(model, hidden[torch.arange(len(hidden), device=hidden.device), positions])
 
 
+# generation-config fields that cannot change a greedy one-token generation (the rest may add logits processors)
+_GREEDY_NEUTRAL = {"use_cache", "output_attentions", "output_hidden_states", "output_scores", "output_logits",
+                   "return_dict_in_generate", "pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id",
+                   "do_sample", "temperature", "top_k", "top_p", "min_p", "typical_p", "max_length",
+                   "max_new_tokens", "cache_implementation", "_from_model_config", "transformers_version"}
+
+
+def plain_greedy(model) -> bool:
+    """Whether ``generate``'s greedy choice of one token is the argmax of the model's logits: its generation config
+    sets nothing that would add a logits processor (repetition penalty, suppressed or forced tokens, ...)."""
+    config = model.generation_config
+    return config is not None and set(config.to_diff_dict()) <= _GREEDY_NEUTRAL
+
+
+@dataclass
+class OneToken:
+    """What ``generate(..., max_new_tokens=1, return_dict_in_generate=True, output_hidden_states=True,
+    output_logits=True)`` returns, from one forward pass (:func:`greedy_one_token`)."""
+
+    sequences: torch.Tensor  # [B, T + 1] the prompt and the chosen token
+    hidden_states: tuple[tuple[torch.Tensor, ...]]  # one step: every layer's [B, T, d]
+    logits: tuple[torch.Tensor]  # one step: [B, V] float32, before any processing
+
+
+def greedy_one_token(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> OneToken:
+    """Greedy generation of one token after left-padded prompts as one forward pass (no key/value cache, the
+    output layer at the last position only): ``generate``'s result where :func:`plain_greedy` holds, without its
+    per-call setup, which is most of the time of a small model's pass."""
+    position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)  # as generate does
+    out = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                              use_cache=False, output_hidden_states=True)
+    logits = output_logits(model, out.last_hidden_state[:, -1]).float()  # [B, V]
+    return OneToken(torch.cat([input_ids, logits.argmax(-1, keepdim=True)], 1), (out.hidden_states,), (logits,))
+
+
 @dataclass
 class Scored:
     """Per-token results of :func:`score_continuations` (``[S, T]``, zero where a token is not scored).

@@ -21,6 +21,7 @@ from w2s.cache import cache_root, cached_json, is_complete, read_manifest, stabl
 from w2s.errors import W2SError, check_ranges
 from w2s.models import load_causal_lm, load_tokenizer, resolve
 from w2s.outputs import BUILT_IN_FEATURES, TeacherOutputs, load_outputs, parse_feature, save_outputs
+from w2s.scoring import greedy_one_token, plain_greedy
 from w2s.tasks.base import Task
 
 CACHE_VERSION = "1"
@@ -263,9 +264,12 @@ class Teacher:
     def _generate(self, model, tokenizer, token_ids: list[list[int]], option_ids: np.ndarray | None) -> dict[str, list]:
         input_ids, attention_mask = pad_batch(token_ids, tokenizer.pad_token_id, left=True)  # as generation needs
         enc = {"input_ids": input_ids.to(model.device), "attention_mask": attention_mask.to(model.device)}
-        out = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                             return_dict_in_generate=True, output_hidden_states=True, output_logits=True,
-                             pad_token_id=tokenizer.pad_token_id)
+        if self.max_new_tokens == 1 and plain_greedy(model):  # the lettered pass: one forward is generate's result
+            out = greedy_one_token(model, enc["input_ids"], enc["attention_mask"])
+        else:
+            out = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                 return_dict_in_generate=True, output_hidden_states=True, output_logits=True,
+                                 pad_token_id=tokenizer.pad_token_id)
         prompt_len = enc["input_ids"].shape[1]
         generated = out.sequences[:, prompt_len:]
         stops = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
