@@ -15,6 +15,7 @@ from students.lora import LoRAStudent, lora_model
 from w2s.batching import prompt_batch
 from w2s.errors import W2SError, check_ranges
 from w2s.models import load_tokenizer
+from w2s.scoring import position_ids
 
 
 def completion_mask(completion_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
@@ -39,8 +40,7 @@ def completion_logprobs(model, sequences: torch.Tensor, attention_mask: torch.Te
     """Log-probs ``[N, T]`` of the completion tokens ``sequences[:, prompt_len:]`` under the distribution they
     were sampled from (logits divided by ``temperature``), and that distribution's entropy per token. Position
     ids follow the attention mask, as in generation with left padding."""
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=sequences, attention_mask=attention_mask, position_ids=position_ids).logits
+    logits = model(input_ids=sequences, attention_mask=attention_mask, position_ids=position_ids(attention_mask)).logits
     logits = logits[:, prompt_len - 1 : -1].float() / temperature
     logp = logits.log_softmax(-1)
     chosen = logp.gather(-1, sequences[:, prompt_len:, None]).squeeze(-1)

@@ -13,6 +13,11 @@ import torch
 from w2s.batching import pad_batch
 
 
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that follow the attention mask, as generation gives left-padded rows (padding at 0)."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     """Next-token logits of hidden states: the model's output layer, then what its own forward does after it
     (Cohere's ``logit_scale``, Granite's ``logits_scaling``, Gemma's final soft-capping)."""
@@ -60,9 +65,8 @@ def greedy_one_token(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     """Greedy generation of one token after left-padded prompts as one forward pass (no key/value cache, the
     output layer at the last position only): ``generate``'s result where :func:`plain_greedy` holds, without its
     per-call setup, which is most of the time of a small model's pass."""
-    position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)  # as generate does
-    out = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                              use_cache=False, output_hidden_states=True)
+    out = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
+                              position_ids=position_ids(attention_mask), use_cache=False, output_hidden_states=True)
     logits = output_logits(model, out.last_hidden_state[:, -1]).float()  # [B, V]
     return OneToken(torch.cat([input_ids, logits.argmax(-1, keepdim=True)], 1), (out.hidden_states,), (logits,))
 
@@ -166,7 +170,7 @@ def score_options(model, prompts: list[list[int]], options: list[list[int]], que
     decoder = model.get_decoder()
     prompt_ids, prompt_mask = (t.to(device) for t in pad_batch(prompts, pad, left=True))  # [B, Lp]
     first = decoder(input_ids=prompt_ids, attention_mask=prompt_mask,
-                    position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
+                    position_ids=position_ids(prompt_mask), use_cache=True,
                     output_hidden_states=hidden_states)
     first_logprobs = output_logits(model, first.last_hidden_state[:, -1]).float().log_softmax(-1)  # [B, V]
     first_entropy = -(first_logprobs.exp() * first_logprobs).sum(-1)  # [B]

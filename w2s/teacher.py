@@ -21,7 +21,7 @@ from w2s.cache import cache_root, cached_json, is_complete, read_manifest, stabl
 from w2s.errors import W2SError, check_ranges
 from w2s.models import load_causal_lm, load_tokenizer, resolve
 from w2s.outputs import BUILT_IN_FEATURES, TeacherOutputs, load_outputs, parse_feature, save_outputs
-from w2s.scoring import greedy_one_token, plain_greedy
+from w2s.scoring import greedy_one_token, plain_greedy, position_ids
 from w2s.tasks.base import Task
 
 CACHE_VERSION = "1"
@@ -352,8 +352,7 @@ class Teacher:
 
     def _appended_state(self, model, sequences, prompt_mask, positions) -> torch.Tensor:
         mask = torch.cat([prompt_mask, torch.ones_like(sequences[:, prompt_mask.shape[1]:])], 1)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        states = model(input_ids=sequences, attention_mask=mask, position_ids=position_ids,
+        states = model(input_ids=sequences, attention_mask=mask, position_ids=position_ids(mask),
                        output_hidden_states=True).hidden_states[self.layer]
         return states[torch.arange(len(sequences)), positions]
 
